@@ -1,0 +1,127 @@
+"""The error hierarchy. Every expected failure is a ``ZanloopError`` and becomes an
+RFC 9457 problem-details response; anything else reaching the client as a 500 is a bug.
+
+    ZanloopError                    500 base, never raised directly
+    ├── BadRequest                  400 malformed input the schema could not catch
+    │   └── IdempotencyKeyMissing   400 a money-moving POST without Idempotency-Key
+    ├── Unauthorized                401 missing or unknown API key
+    ├── Forbidden                   403 key lacks the scope
+    ├── NotFound                    404 absent, or owned by another tenant
+    ├── Conflict                    409 a business rule refuses the change
+    │   ├── InvalidState            409 the object is not in a state that allows it
+    │   ├── InsufficientFunds       409 an account would go below zero
+    │   ├── DuplicateConflict       409 an id is reused for something different
+    │   └── IdempotencyKeyInFlight  409 the first request with this key still runs
+    ├── Unprocessable               422 well-formed but semantically wrong (names a field)
+    │   └── IdempotencyKeyReused    422 the key was used with another request body
+    └── ProviderError               502 the payment provider failed or answered nonsense
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class ZanloopError(Exception):
+    status_code = 500
+    title = "Internal error"
+    slug = "internal"
+
+    def __init__(self, message: str, *, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class BadRequest(ZanloopError):
+    status_code = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+
+class IdempotencyKeyMissing(BadRequest):
+    title = "Idempotency-Key required"
+    slug = "idempotency-key-missing"
+
+
+class Unauthorized(ZanloopError):
+    status_code = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class Forbidden(ZanloopError):
+    status_code = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+class NotFound(ZanloopError):
+    status_code = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(ZanloopError):
+    status_code = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class InvalidState(Conflict):
+    title = "Invalid state"
+    slug = "invalid-state"
+
+
+class InsufficientFunds(Conflict):
+    title = "Insufficient funds"
+    slug = "insufficient-funds"
+
+
+class DuplicateConflict(Conflict):
+    title = "Duplicate identifier"
+    slug = "duplicate"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    title = "Request with this Idempotency-Key is still running"
+    slug = "idempotency-key-in-flight"
+
+
+class Unprocessable(ZanloopError):
+    status_code = 422
+    title = "Unprocessable content"
+    slug = "unprocessable"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, errors=[FieldError(field, message)] if field else None)
+
+
+class IdempotencyKeyReused(Unprocessable):
+    title = "Idempotency-Key reused with a different request"
+    slug = "idempotency-key-reused"
+
+
+class ProviderError(ZanloopError):
+    status_code = 502
+    title = "Payment provider error"
+    slug = "provider-error"
+
+
+class NotificationRejected(ZanloopError):
+    """A provider notification we refuse; answered in the provider's own error format so that
+    it retries (WeChat Pay: 4xx/5xx with ``{"code": "FAIL", "message": ...}``)."""
+
+    status_code = 400
+    title = "Notification rejected"
+    slug = "notification-rejected"
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every area's endpoints: auth, sessions, writes, problems."""

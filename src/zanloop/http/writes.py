@@ -1,0 +1,87 @@
+"""Run an API write: one transaction, committed at the edge, with Idempotency-Key handling."""
+
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from zanloop.db import Database
+from zanloop.errors import IdempotencyKeyMissing
+from zanloop.http.deps import get_db
+from zanloop.idempotency import domain as idempotency_domain
+from zanloop.idempotency import service as idempotency
+from zanloop.tenancy.domain import Principal
+
+Result = BaseModel | list[BaseModel] | None
+
+
+class Writer:
+    def __init__(self, db: Database, principal: Principal, key: str | None, fingerprint: str) -> None:
+        self.db = db
+        self.principal = principal
+        self.key = key
+        self.fingerprint = fingerprint
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    def __call__(self, work: Callable[[Session], Result], status_code: int = 200) -> Response:
+        if self.key is not None:
+            replay = idempotency.claim(self.db, self.tenant_id, self.key, self.fingerprint)
+            if replay is not None:
+                return JSONResponse(
+                    replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
+                )
+        try:
+            with self.db.session() as session:
+                result = work(session)
+                body = _dump(result)
+                if self.key is not None:
+                    idempotency.complete(session, self.tenant_id, self.key, status_code, body)
+        except BaseException:
+            if self.key is not None:
+                idempotency.release(self.db, self.tenant_id, self.key)
+            raise
+        if status_code == 204:
+            return Response(status_code=204)
+        return JSONResponse(body, status_code=status_code)
+
+
+def _dump(result: Result) -> Any:
+    if result is None:
+        return None
+    if isinstance(result, list):
+        return [item.model_dump(mode="json") for item in result]
+    return result.model_dump(mode="json")
+
+
+def writer(principal_dependency: Callable[..., Principal], *, key_required: bool) -> Callable[..., Any]:
+    """A dependency giving a ``Writer`` for a caller admitted by ``principal_dependency``.
+
+    Money-moving routes pass ``key_required=True``: without Idempotency-Key they answer 400."""
+
+    async def dependency(
+        request: Request,
+        principal: Annotated[Principal, Depends(principal_dependency)],
+        db: Annotated[Database, Depends(get_db)],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="Makes the request safe to retry"
+                + (" (required)." if key_required else " (optional)."),
+            ),
+        ] = None,
+    ) -> Writer:
+        if idempotency_key is None and key_required:
+            raise IdempotencyKeyMissing("this request moves money: send an Idempotency-Key header")
+        body = await request.body()
+        fingerprint = idempotency_domain.fingerprint(request.method, request.url.path, body)
+        return Writer(db, principal, idempotency_key, fingerprint)
+
+    return dependency

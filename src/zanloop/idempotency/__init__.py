@@ -1,0 +1,1 @@
+"""Idempotency-Key for API writes (IETF httpapi-idempotency-key-header draft semantics)."""

@@ -1,0 +1,1 @@
+"""Double-entry ledger (X3): accounts, transfers, entries, holds and reversals."""

@@ -1,0 +1,385 @@
+"""Ledger workflows: post transfers (one or a batch), reverse them, place and settle holds.
+
+Every function flushes inside a savepoint and never commits: a refused posting leaves the
+caller's transaction as it was, and the caller commits at its edge.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from zanloop.errors import DuplicateConflict, NotFound, Unprocessable
+from zanloop.kit.clock import utcnow
+from zanloop.kit.ids import new_id
+from zanloop.kit.money import Asset
+from zanloop.ledger import domain, repository
+from zanloop.ledger.domain import (
+    AccountState,
+    HoldStatus,
+    Leg,
+    TransferKind,
+    TransferRequest,
+)
+from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransfer
+
+
+@dataclass(frozen=True)
+class Posted:
+    transfer: LedgerTransfer
+    replayed: bool
+
+
+def post(session: Session, tenant_id: str, request: TransferRequest) -> Posted:
+    return post_many(session, tenant_id, [request])[0]
+
+
+def post_many(
+    session: Session, tenant_id: str, requests: Sequence[TransferRequest]
+) -> list[Posted]:
+    """Post a batch atomically. A transfer id already posted with the same content is a replay
+    (returned, not posted again); with other content it is a DuplicateConflict."""
+    for request in requests:
+        domain.validate(request)
+    ids = [r.transfer_id for r in requests]
+    if len(set(ids)) != len(ids):
+        raise Unprocessable("a batch may not repeat a transfer_id", field="transfers")
+    with session.begin_nested():
+        return _post_many(session, tenant_id, requests)
+
+
+def _post_many(
+    session: Session, tenant_id: str, requests: Sequence[TransferRequest]
+) -> list[Posted]:
+    now = utcnow()
+    rows = {
+        r.transfer_id: {
+            "id": new_id("trf"),
+            "tenant_id": tenant_id,
+            "transfer_id": r.transfer_id,
+            "asset": r.asset.value,
+            "amount": r.amount,
+            "reversed_amount": 0,
+            "kind": r.kind.value,
+            "reverses_id": r.reverses_id,
+            "fingerprint": r.fingerprint(),
+            "description": r.description,
+            "metadata": r.metadata,
+            "created_at": now,
+        }
+        for r in requests
+    }
+    inserted = repository.insert_new_transfers(session, list(rows.values()))
+    replays = {
+        t.transfer_id: t
+        for t in repository.get_transfers(
+            session, tenant_id, [i for i in rows if i not in inserted]
+        )
+    } if len(inserted) < len(rows) else {}
+    for transfer_id, existing in replays.items():
+        if existing.fingerprint != rows[transfer_id]["fingerprint"]:
+            raise DuplicateConflict(
+                f"transfer_id {transfer_id} was already posted with different content"
+            )
+
+    fresh = [r for r in requests if r.transfer_id in inserted]
+    by_asset: dict[Asset, list[TransferRequest]] = defaultdict(list)
+    for r in fresh:
+        by_asset[r.asset].append(r)
+    for asset, batch in by_asset.items():
+        _apply(session, tenant_id, asset, batch, {i: rows[i]["id"] for i in inserted}, now)
+
+    results: list[Posted] = []
+    fresh_objects = {
+        t.transfer_id: t for t in repository.get_transfers(session, tenant_id, list(inserted))
+    } if inserted else {}
+    for r in requests:
+        if r.transfer_id in inserted:
+            results.append(Posted(fresh_objects[r.transfer_id], replayed=False))
+        else:
+            results.append(Posted(replays[r.transfer_id], replayed=True))
+    return results
+
+
+def _apply(
+    session: Session,
+    tenant_id: str,
+    asset: Asset,
+    batch: list[TransferRequest],
+    transfer_pks: dict[str, str],
+    now: datetime,
+) -> None:
+    overdraft: dict[str, bool] = {}
+    for r in batch:
+        for leg in r.legs:
+            overdraft[leg.owner] = overdraft.get(leg.owner, False) or leg.overdraft_allowed
+    repository.ensure_accounts(session, tenant_id, asset.value, overdraft)
+    states = {
+        a.owner: AccountState(a.id, a.owner, a.balance, a.pending_out, a.overdraft_allowed)
+        for a in repository.lock_accounts(session, tenant_id, asset.value, overdraft)
+    }
+    planned = domain.plan_entries(batch, states)
+    repository.insert_entries(
+        session,
+        [
+            {
+                "tenant_id": tenant_id,
+                "transfer_pk": transfer_pks[batch[p.transfer_index].transfer_id],
+                "account_id": p.account_id,
+                "amount": p.amount,
+                "balance_after": p.balance_after,
+                "created_at": now,
+            }
+            for p in planned
+        ],
+    )
+    repository.set_balances(session, {s.account_id: s.balance for s in states.values()})
+
+
+def reverse(
+    session: Session,
+    tenant_id: str,
+    transfer_id: str,
+    reversal_id: str,
+    amount: int | None = None,
+    description: str = "",
+) -> Posted:
+    """Undo all of a transfer, or part of a two-party one. Reversals add up and never exceed
+    the original; the same reversal_id posts once."""
+    original = repository.get_transfer(session, tenant_id, transfer_id)
+    if original is None:
+        raise NotFound(f"transfer {transfer_id} not found")
+    existing = repository.get_transfer(session, tenant_id, reversal_id)
+    if existing is not None and existing.reverses_id == transfer_id:
+        return Posted(existing, replayed=True)
+    wanted = domain.check_reversible(original.amount, original.reversed_amount, amount)
+    legs = domain.reversal_legs(
+        [Leg(o, a) for o, a in repository.transfer_legs(session, original.id)],
+        amount,
+        original.amount,
+    )
+    request = TransferRequest(
+        transfer_id=reversal_id,
+        asset=Asset(original.asset),
+        legs=legs,
+        description=description or f"reversal of {transfer_id}",
+        kind=TransferKind.REVERSAL,
+        reverses_id=transfer_id,
+    )
+    domain.validate(request)
+    with session.begin_nested():
+        posted = _post_many(session, tenant_id, [request])[0]
+        if not posted.replayed and not repository.add_reversed(session, original.id, wanted):
+            raise Unprocessable("the reversal exceeds what is left of the transfer", field="amount")
+    return posted
+
+
+@dataclass(frozen=True)
+class Balance:
+    owner: str
+    asset: Asset
+    balance: int
+    pending_out: int
+    pending_in: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.pending_out
+
+
+def balance(session: Session, tenant_id: str, owner: str, asset: Asset) -> Balance:
+    account = repository.get_account(session, tenant_id, owner, asset.value)
+    if account is None:
+        return Balance(owner, asset, 0, 0, 0)
+    return _balance(account)
+
+
+def _balance(account: LedgerAccount) -> Balance:
+    return Balance(
+        account.owner, Asset(account.asset), account.balance, account.pending_out, account.pending_in
+    )
+
+
+def open_account(
+    session: Session, tenant_id: str, owner: str, asset: Asset, overdraft_allowed: bool = False
+) -> LedgerAccount:
+    repository.ensure_accounts(session, tenant_id, asset.value, {owner: overdraft_allowed})
+    account = repository.get_account(session, tenant_id, owner, asset.value)
+    assert account is not None
+    return account
+
+
+def list_accounts(
+    session: Session, tenant_id: str, after_id: str | None, limit: int
+) -> list[LedgerAccount]:
+    return repository.list_accounts(session, tenant_id, after_id, limit)
+
+
+def entries(
+    session: Session, tenant_id: str, owner: str, asset: Asset, before_id: int | None, limit: int
+) -> list[tuple[LedgerEntry, str]]:
+    account = repository.get_account(session, tenant_id, owner, asset.value)
+    if account is None:
+        raise NotFound(f"no {asset.value} account for owner {owner}")
+    return repository.list_entries(session, account.id, before_id, limit)
+
+
+def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> LedgerTransfer:
+    transfer = repository.get_transfer(session, tenant_id, transfer_id)
+    if transfer is None:
+        raise NotFound(f"transfer {transfer_id} not found")
+    return transfer
+
+
+def transfer_legs(session: Session, transfer: LedgerTransfer) -> list[Leg]:
+    return [Leg(o, a) for o, a in repository.transfer_legs(session, transfer.id)]
+
+
+def entries_sum(session: Session, tenant_id: str, owner: str, asset: Asset) -> int:
+    account = repository.get_account(session, tenant_id, owner, asset.value)
+    return 0 if account is None else repository.sum_entries(session, account.id)
+
+
+# Holds -------------------------------------------------------------------------------------
+
+
+def place_hold(
+    session: Session,
+    tenant_id: str,
+    hold_id: str,
+    asset: Asset,
+    from_owner: str,
+    to_owner: str,
+    amount: int,
+    *,
+    expires_at: datetime | None = None,
+    description: str = "",
+) -> tuple[LedgerHold, bool]:
+    """Reserve ``amount`` of ``from_owner`` for ``to_owner``; returns (hold, replayed)."""
+    if amount <= 0:
+        raise Unprocessable("amount must be positive", field="amount")
+    if from_owner == to_owner:
+        raise Unprocessable("a hold moves between two different owners", field="to_owner")
+    fingerprint = domain.hold_fingerprint(asset, from_owner, to_owner, amount)
+    with session.begin_nested():
+        repository.ensure_accounts(session, tenant_id, asset.value, {from_owner: False, to_owner: False})
+        accounts = {
+            a.owner: a
+            for a in repository.lock_accounts(session, tenant_id, asset.value, [from_owner, to_owner])
+        }
+        source, target = accounts[from_owner], accounts[to_owner]
+        inserted = repository.insert_hold(
+            session,
+            {
+                "id": new_id("hold"),
+                "tenant_id": tenant_id,
+                "hold_id": hold_id,
+                "asset": asset.value,
+                "from_account_id": source.id,
+                "to_account_id": target.id,
+                "amount": amount,
+                "posted_amount": 0,
+                "status": HoldStatus.PENDING.value,
+                "fingerprint": fingerprint,
+                "description": description,
+                "expires_at": expires_at,
+                "created_at": utcnow(),
+            },
+        )
+        hold = repository.get_hold(session, tenant_id, hold_id)
+        assert hold is not None
+        if not inserted:
+            if hold.fingerprint != fingerprint:
+                raise DuplicateConflict(f"hold_id {hold_id} was already used for another hold")
+            return hold, True
+        state = AccountState(
+            source.id, source.owner, source.balance, source.pending_out, source.overdraft_allowed
+        )
+        domain.plan_entries(
+            [domain.two_party(hold_id, asset, from_owner, to_owner, amount)],
+            {from_owner: state, to_owner: AccountState(target.id, to_owner, 0, 0, True)},
+        )
+        repository.adjust_pending(session, source.id, out_delta=amount)
+        repository.adjust_pending(session, target.id, in_delta=amount)
+    return hold, False
+
+
+def post_hold(
+    session: Session, tenant_id: str, hold_id: str, amount: int | None = None
+) -> LedgerHold:
+    """Turn a hold into a posted transfer of ``amount`` (all of it by default); the rest is
+    released. Posting an already posted hold returns it unchanged."""
+    with session.begin_nested():
+        hold = _locked_hold(session, tenant_id, hold_id)
+        if hold.status == HoldStatus.POSTED.value:
+            return hold
+        to_post = domain.check_hold_postable(HoldStatus(hold.status), hold.amount, amount)
+        _release(session, hold)
+        source = repository.account_by_id(session, hold.from_account_id)
+        target = repository.account_by_id(session, hold.to_account_id)
+        assert source is not None and target is not None
+        posted = _post_many(
+            session,
+            tenant_id,
+            [
+                domain.two_party(
+                    f"hold:{hold_id}",
+                    Asset(hold.asset),
+                    source.owner,
+                    target.owner,
+                    to_post,
+                    kind=TransferKind.HOLD_POST,
+                    description=hold.description,
+                )
+            ],
+        )[0]
+        if not repository.resolve_hold(
+            session, hold.id, HoldStatus.POSTED.value, to_post, posted.transfer.id
+        ):
+            raise Unprocessable("the hold was settled concurrently", field="hold_id")
+    session.refresh(hold)
+    return hold
+
+
+def void_hold(session: Session, tenant_id: str, hold_id: str) -> LedgerHold:
+    with session.begin_nested():
+        hold = _locked_hold(session, tenant_id, hold_id)
+        if hold.status == HoldStatus.VOIDED.value:
+            return hold
+        if hold.status != HoldStatus.PENDING.value:
+            domain.check_hold_postable(HoldStatus(hold.status), hold.amount, None)
+        _release(session, hold)
+        if not repository.resolve_hold(session, hold.id, HoldStatus.VOIDED.value, 0, None):
+            raise Unprocessable("the hold was settled concurrently", field="hold_id")
+    session.refresh(hold)
+    return hold
+
+
+def get_hold(session: Session, tenant_id: str, hold_id: str) -> LedgerHold:
+    hold = repository.get_hold(session, tenant_id, hold_id)
+    if hold is None:
+        raise NotFound(f"hold {hold_id} not found")
+    return hold
+
+
+def _locked_hold(session: Session, tenant_id: str, hold_id: str) -> LedgerHold:
+    hold = repository.get_hold(session, tenant_id, hold_id, lock=True)
+    if hold is None:
+        raise NotFound(f"hold {hold_id} not found")
+    return hold
+
+
+def _release(session: Session, hold: LedgerHold) -> None:
+    repository.adjust_pending(session, hold.from_account_id, out_delta=-hold.amount)
+    repository.adjust_pending(session, hold.to_account_id, in_delta=-hold.amount)
+
+
+def hold_owners(session: Session, hold: LedgerHold) -> tuple[str, str]:
+    source = repository.account_by_id(session, hold.from_account_id)
+    target = repository.account_by_id(session, hold.to_account_id)
+    assert source is not None and target is not None
+    return source.owner, target.owner

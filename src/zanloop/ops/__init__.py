@@ -1,0 +1,1 @@
+"""Operations (X7): health, metrics, logging."""

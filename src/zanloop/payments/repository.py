@@ -1,0 +1,194 @@
+"""Every query of payments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from zanloop.db import dialect_insert, is_postgres
+from zanloop.kit.clock import utcnow
+from zanloop.payments.tables import (
+    PaymentOrder,
+    PaymentProviderConfig,
+    ProviderNotification,
+    Refund,
+)
+
+
+def get_config(session: Session, tenant_id: str) -> PaymentProviderConfig | None:
+    return session.get(PaymentProviderConfig, tenant_id)
+
+
+def save_config(session: Session, config: PaymentProviderConfig) -> None:
+    session.merge(config)
+    session.flush()
+
+
+def get_order(
+    session: Session, tenant_id: str, order_id: str, *, lock: bool = False
+) -> PaymentOrder | None:
+    stmt = select(PaymentOrder).where(PaymentOrder.tenant_id == tenant_id, PaymentOrder.id == order_id)
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt.execution_options(populate_existing=True))
+
+
+def get_order_by_out_trade_no(
+    session: Session, tenant_id: str, out_trade_no: str, *, lock: bool = False
+) -> PaymentOrder | None:
+    stmt = select(PaymentOrder).where(
+        PaymentOrder.tenant_id == tenant_id, PaymentOrder.out_trade_no == out_trade_no
+    )
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt.execution_options(populate_existing=True))
+
+
+def insert_order(session: Session, row: dict[str, Any]) -> bool:
+    """Insert unless the out_trade_no is taken; returns whether it was inserted."""
+    result = session.execute(
+        dialect_insert(session, PaymentOrder)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "out_trade_no"])
+        .returning(PaymentOrder.id)
+    )
+    return result.first() is not None
+
+
+def move_order(
+    session: Session, order_id: str, sources: Iterable[str], target: str, **values: Any
+) -> bool:
+    """Atomic state change: applies only if the order is still in one of ``sources``."""
+    result = session.execute(
+        update(PaymentOrder)
+        .where(PaymentOrder.id == order_id, PaymentOrder.status.in_(list(sources)))
+        .values(status=target, updated_at=utcnow(), **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_prepay_id(session: Session, order_id: str, prepay_id: str) -> None:
+    session.execute(
+        update(PaymentOrder).where(PaymentOrder.id == order_id).values(prepay_id=prepay_id)
+    )
+
+
+def reserve_refund(session: Session, order_id: str, amount_fen: int) -> bool:
+    result = session.execute(
+        update(PaymentOrder)
+        .where(
+            PaymentOrder.id == order_id,
+            PaymentOrder.amount_fen - PaymentOrder.refund_reserved_fen >= amount_fen,
+        )
+        .values(refund_reserved_fen=PaymentOrder.refund_reserved_fen + amount_fen, updated_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_refund(session: Session, order_id: str, amount_fen: int) -> None:
+    session.execute(
+        update(PaymentOrder)
+        .where(PaymentOrder.id == order_id)
+        .values(refund_reserved_fen=PaymentOrder.refund_reserved_fen - amount_fen, updated_at=utcnow())
+    )
+
+
+def add_refunded(session: Session, order_id: str, amount_fen: int) -> None:
+    session.execute(
+        update(PaymentOrder)
+        .where(PaymentOrder.id == order_id)
+        .values(refunded_fen=PaymentOrder.refunded_fen + amount_fen, updated_at=utcnow())
+    )
+
+
+def list_orders(
+    session: Session, tenant_id: str, before_id: str | None, limit: int, status: str | None
+) -> list[PaymentOrder]:
+    stmt = select(PaymentOrder).where(PaymentOrder.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(PaymentOrder.status == status)
+    if before_id is not None:
+        stmt = stmt.where(PaymentOrder.id < before_id)
+    return list(session.scalars(stmt.order_by(PaymentOrder.id.desc()).limit(limit)))
+
+
+def stale_unpaid(session: Session, created_before: datetime, limit: int) -> list[PaymentOrder]:
+    return list(
+        session.scalars(
+            select(PaymentOrder)
+            .where(PaymentOrder.status.in_(["NOTPAY", "USERPAYING"]), PaymentOrder.created_at < created_before)
+            .order_by(PaymentOrder.created_at)
+            .limit(limit)
+        )
+    )
+
+
+def insert_refund(session: Session, row: dict[str, Any]) -> bool:
+    result = session.execute(
+        dialect_insert(session, Refund)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "out_refund_no"])
+        .returning(Refund.id)
+    )
+    return result.first() is not None
+
+
+def get_refund(session: Session, tenant_id: str, refund_id: str) -> Refund | None:
+    return session.scalar(
+        select(Refund)
+        .where(Refund.tenant_id == tenant_id, Refund.id == refund_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def get_refund_by_out_refund_no(session: Session, tenant_id: str, out_refund_no: str) -> Refund | None:
+    return session.scalar(
+        select(Refund)
+        .where(Refund.tenant_id == tenant_id, Refund.out_refund_no == out_refund_no)
+        .execution_options(populate_existing=True)
+    )
+
+
+def move_refund(session: Session, refund_pk: str, target: str, **values: Any) -> bool:
+    result = session.execute(
+        update(Refund)
+        .where(Refund.id == refund_pk, Refund.status == "PROCESSING")
+        .values(status=target, **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_refunds(session: Session, tenant_id: str, order_id: str) -> list[Refund]:
+    return list(
+        session.scalars(
+            select(Refund)
+            .where(Refund.tenant_id == tenant_id, Refund.order_id == order_id)
+            .order_by(Refund.created_at)
+        )
+    )
+
+
+def processing_refunds(session: Session, created_before: datetime, limit: int) -> list[Refund]:
+    return list(
+        session.scalars(
+            select(Refund)
+            .where(Refund.status == "PROCESSING", Refund.created_at < created_before)
+            .order_by(Refund.created_at)
+            .limit(limit)
+        )
+    )
+
+
+def record_notification(session: Session, row: dict[str, Any]) -> bool:
+    """False when this notification id was already accepted (a replay)."""
+    result = session.execute(
+        dialect_insert(session, ProviderNotification)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "notification_id"])
+        .returning(ProviderNotification.id)
+    )
+    return result.first() is not None

@@ -1,0 +1,43 @@
+"""Imports every area's tables so that ``Base.metadata`` knows the whole schema."""
+
+from zanloop.db import Base
+from zanloop.idempotency.tables import IdempotencyRecord
+from zanloop.jobs.tables import Job
+from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransfer
+from zanloop.payments.tables import PaymentOrder, PaymentProviderConfig, ProviderNotification, Refund
+from zanloop.sandbox.tables import (
+    SandboxMerchant,
+    SandboxNotification,
+    SandboxOrder,
+    SandboxPlatformKey,
+    SandboxRefund,
+)
+from zanloop.tenancy.tables import ApiKey, Tenant
+from zanloop.webhooks.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiKey",
+    "IdempotencyRecord",
+    "Job",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerHold",
+    "LedgerTransfer",
+    "PaymentOrder",
+    "PaymentProviderConfig",
+    "ProviderNotification",
+    "Refund",
+    "SandboxMerchant",
+    "SandboxNotification",
+    "SandboxOrder",
+    "SandboxPlatformKey",
+    "SandboxRefund",
+    "Tenant",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
+    "metadata",
+]

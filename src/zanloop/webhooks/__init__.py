@@ -1,0 +1,1 @@
+"""Outbound webhooks (X4) per the Standard Webhooks specification."""
