@@ -38,23 +38,26 @@ def is_postgres() -> bool:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
     """Migrated once per test process: a template SQLite file, or a PostgreSQL database of
-    this xdist worker's own."""
-    if PG_URL:
-        url = make_url(normalise_url(PG_URL))
-        name = f"{url.database}_{worker_id}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        own = url.set(database=name).render_as_string(hide_password=False)
-        migrate.upgrade(own)
-        return own
-    template = tmp_path_factory.mktemp("template") / "zanloop.db"
-    migrate.upgrade(f"sqlite:///{template}")
-    return f"sqlite:///{template}"
+    this process's own (created beside the configured one, dropped at the end)."""
+    if not PG_URL:
+        template = tmp_path_factory.mktemp("template") / "zanloop.db"
+        migrate.upgrade(f"sqlite:///{template}")
+        yield f"sqlite:///{template}"
+        return
+    url = make_url(normalise_url(PG_URL))
+    name = f"{url.database}_{worker_id}_{os.getpid()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    own = url.set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(own)
+    yield own
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
