@@ -31,7 +31,9 @@ Authenticate with `Authorization: Bearer <API key>`. Every POST that moves money
 """
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None, run_worker: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, run_worker: bool | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     database = db or Database(settings.database_url)
     events.wire()
@@ -58,11 +60,23 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[
-            {"name": "payments", "description": "Payment orders and refunds (WeChat Pay v3 or the sandbox)."},
-            {"name": "ledger", "description": "Double-entry accounts, transfers, holds and reversals."},
-            {"name": "webhooks", "description": "Outbound webhooks (Standard Webhooks), delivery log, replay."},
+            {
+                "name": "payments",
+                "description": "Payment orders and refunds (WeChat Pay v3 or the sandbox).",
+            },
+            {
+                "name": "ledger",
+                "description": "Double-entry accounts, transfers, holds and reversals.",
+            },
+            {
+                "name": "webhooks",
+                "description": "Outbound webhooks (Standard Webhooks), delivery log, replay.",
+            },
             {"name": "tenancy", "description": "The calling tenant and its API keys."},
-            {"name": "sandbox", "description": "The built-in WeChat Pay stand-in: the buyer's side."},
+            {
+                "name": "sandbox",
+                "description": "The built-in WeChat Pay stand-in: the buyer's side.",
+            },
             {"name": "provider callbacks", "description": "Called by the payment provider."},
             {"name": "operations", "description": "Health and metrics."},
         ],
@@ -72,6 +86,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.state.principals = PrincipalCache()
     problems.install(app)
     app.add_middleware(RequestContext)
-    for router in (ops_router, tenancy_router, payments_router, ledger_router, webhooks_router, sandbox_router):
+    for router in (
+        ops_router,
+        tenancy_router,
+        payments_router,
+        ledger_router,
+        webhooks_router,
+        sandbox_router,
+    ):
         app.include_router(router)
     return app

@@ -13,7 +13,9 @@ from zanloop.tenancy.domain import Scope, TenantKind
 
 app = typer.Typer(help="zanloop: payment-backed engagement engine.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="Act as the buyer in the built-in WeChat Pay sandbox.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Act as the buyer in the built-in WeChat Pay sandbox.", no_args_is_help=True
+)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -152,15 +154,25 @@ def _sandbox_action(out_trade_no: str, action: str) -> None:
     events.wire()
     jobs.load_handlers()
     with Database(get_settings().database_url).session() as session:
-        mchids = list(session.scalars(select(SandboxOrder.mchid).where(SandboxOrder.out_trade_no == out_trade_no)))
+        mchids = list(
+            session.scalars(
+                select(SandboxOrder.mchid).where(SandboxOrder.out_trade_no == out_trade_no)
+            )
+        )
         if len(mchids) != 1:
-            raise typer.BadParameter(f"{len(mchids)} sandbox orders have out_trade_no {out_trade_no}")
-        resource = sandbox.pay(session, mchids[0], out_trade_no) if action == "pay" else sandbox.fail(
-            session, mchids[0], out_trade_no
+            raise typer.BadParameter(
+                f"{len(mchids)} sandbox orders have out_trade_no {out_trade_no}"
+            )
+        resource = (
+            sandbox.pay(session, mchids[0], out_trade_no)
+            if action == "pay"
+            else sandbox.fail(session, mchids[0], out_trade_no)
         )
     typer.echo(f"{out_trade_no}: {resource['trade_state']}")
     if action == "pay":
-        typer.echo("a signed TRANSACTION.SUCCESS notification is queued; the running worker delivers it")
+        typer.echo(
+            "a signed TRANSACTION.SUCCESS notification is queued; the running worker delivers it"
+        )
 
 
 @sandbox_app.command("pay")

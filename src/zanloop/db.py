@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Engine, Integer, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
@@ -53,7 +53,11 @@ BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
 
 
 def normalise_url(url: str) -> str:
@@ -103,7 +107,9 @@ class Database:
             self.engine = _sqlite_engine(self.url, immediate=True)
             self.read_engine = _sqlite_engine(self.url, immediate=False)
         else:
-            self.engine = sa_create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.engine = sa_create_engine(
+                self.url, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
             self.read_engine = self.engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)

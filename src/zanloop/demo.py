@@ -33,7 +33,13 @@ from zanloop.tenancy import service as tenancy
 from zanloop.tenancy.domain import TenantKind
 
 BUYERS = [f"o_demo_buyer_{i:02d}" for i in range(12)]
-MENU = [("Americano", 1800), ("Latte", 2600), ("Flat white", 2800), ("Mocha", 3200), ("Beans 250 g", 8800)]
+MENU = [
+    ("Americano", 1800),
+    ("Latte", 2600),
+    ("Flat white", 2800),
+    ("Mocha", 3200),
+    ("Beans 250 g", 8800),
+]
 
 
 @dataclass
@@ -112,7 +118,9 @@ def run(orders: int = 40, url: str | None = None, seed: int = 7) -> dict[str, in
     rng = random.Random(seed)
     base = url.rstrip("/") if url else _start_server(console)
     with Database(get_settings().database_url).session() as session:
-        tenant, issued = tenancy.create_tenant(session, "Demo coffee (zanloop demo)", TenantKind.MERCHANT)
+        tenant, issued = tenancy.create_tenant(
+            session, "Demo coffee (zanloop demo)", TenantKind.MERCHANT
+        )
     auth = {"Authorization": f"Bearer {issued.plaintext}"}
     receiver = Receiver()
     hook_server, hook_url = _serve_receiver(receiver)
@@ -133,7 +141,9 @@ def run(orders: int = 40, url: str | None = None, seed: int = 7) -> dict[str, in
     return summary
 
 
-def _a_day_of_orders(api: httpx.Client, rng: random.Random, count: int) -> tuple[list[dict[str, Any]], int, int]:
+def _a_day_of_orders(
+    api: httpx.Client, rng: random.Random, count: int
+) -> tuple[list[dict[str, Any]], int, int]:
     paid: list[dict[str, Any]] = []
     failed = abandoned = 0
     with Progress() as progress:
@@ -174,15 +184,21 @@ def _wait_for(check: Any, seconds: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _some_refunds(api: httpx.Client, rng: random.Random, paid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _some_refunds(
+    api: httpx.Client, rng: random.Random, paid: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     def settled() -> bool:
-        return all(api.get(f"/v1/payments/orders/{o['id']}").json()["status"] == "SUCCESS" for o in paid)
+        return all(
+            api.get(f"/v1/payments/orders/{o['id']}").json()["status"] == "SUCCESS" for o in paid
+        )
 
     _wait_for(settled)
     refunds = []
     for order in rng.sample(paid, k=max(1, len(paid) // 7)):
         partial = rng.random() < 0.5
-        body = {"amount_fen": order["amount_fen"] // 2, "reason": "one cup spilled"} if partial else {}
+        body = (
+            {"amount_fen": order["amount_fen"] // 2, "reason": "one cup spilled"} if partial else {}
+        )
         response = api.post(
             f"/v1/payments/orders/{order['id']}/refunds",
             json=body,
@@ -214,7 +230,9 @@ def _summary(
 ) -> dict[str, int]:
     balance = api.get("/v1/ledger/balances/merchant", params={"asset": "CNY"}).json()
     clearing = api.get("/v1/ledger/balances/provider:sandbox", params={"asset": "CNY"}).json()
-    deliveries = api.get("/v1/webhooks/deliveries", params={"status": "SUCCEEDED", "limit": 200}).json()
+    deliveries = api.get(
+        "/v1/webhooks/deliveries", params={"status": "SUCCEEDED", "limit": 200}
+    ).json()
     return {
         "orders": orders,
         "paid": len(paid),

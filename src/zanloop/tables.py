@@ -4,7 +4,12 @@ from zanloop.db import Base
 from zanloop.idempotency.tables import IdempotencyRecord
 from zanloop.jobs.tables import Job
 from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransfer
-from zanloop.payments.tables import PaymentOrder, PaymentProviderConfig, ProviderNotification, Refund
+from zanloop.payments.tables import (
+    PaymentOrder,
+    PaymentProviderConfig,
+    ProviderNotification,
+    Refund,
+)
 from zanloop.sandbox.tables import (
     SandboxMerchant,
     SandboxNotification,

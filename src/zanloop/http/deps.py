@@ -1,6 +1,5 @@
 """FastAPI dependencies: settings, database, the calling principal, read sessions."""
 
-
 import threading
 import time
 from collections.abc import Callable, Iterator

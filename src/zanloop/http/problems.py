@@ -34,7 +34,12 @@ class Problem(BaseModel):
 
 
 def problem(
-    request: Request, status: int, slug: str, title: str, detail: str, errors: list[dict[str, str]] | None = None
+    request: Request,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"urn:zanloop:problem:{slug}",
@@ -74,17 +79,38 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()]
+        errors = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return problem(request, 400, "malformed-json", "Malformed JSON", "the body is not valid JSON", errors)
+            return problem(
+                request,
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "the body is not valid JSON",
+                errors,
+            )
         names = ", ".join(sorted({e["field"] for e in errors}))
-        return problem(request, 422, "validation", "Invalid request", f"invalid field(s): {names}", errors)
+        return problem(
+            request, 422, "validation", "Invalid request", f"invalid field(s): {names}", errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
+        titles = {
+            404: "Not found",
+            405: "Method not allowed",
+            401: "Unauthorized",
+            403: "Forbidden",
+        }
         response = problem(
-            request, exc.status_code, f"http-{exc.status_code}", titles.get(exc.status_code, "HTTP error"), str(exc.detail)
+            request,
+            exc.status_code,
+            f"http-{exc.status_code}",
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail),
         )
         if exc.headers:
             response.headers.update(exc.headers)
@@ -93,7 +119,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
-        return problem(request, 500, "internal", "Internal error", "an unexpected error occurred; it was logged")
+        return problem(
+            request,
+            500,
+            "internal",
+            "Internal error",
+            "an unexpected error occurred; it was logged",
+        )
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,6 +1,5 @@
 """Run an API write: one transaction, committed at the edge, with Idempotency-Key handling."""
 
-
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -20,7 +19,9 @@ Result = BaseModel | list[BaseModel] | None
 
 
 class Writer:
-    def __init__(self, db: Database, principal: Principal, key: str | None, fingerprint: str) -> None:
+    def __init__(
+        self, db: Database, principal: Principal, key: str | None, fingerprint: str
+    ) -> None:
         self.db = db
         self.principal = principal
         self.key = key
@@ -35,7 +36,9 @@ class Writer:
             replay = idempotency.claim(self.db, self.tenant_id, self.key, self.fingerprint)
             if replay is not None:
                 return JSONResponse(
-                    replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
+                    replay.body,
+                    status_code=replay.status_code,
+                    headers={"Idempotent-Replayed": "true"},
                 )
         try:
             with self.db.session() as session:
@@ -60,7 +63,9 @@ def _dump(result: Result) -> Any:
     return result.model_dump(mode="json")
 
 
-def writer(principal_dependency: Callable[..., Principal], *, key_required: bool) -> Callable[..., Any]:
+def writer(
+    principal_dependency: Callable[..., Principal], *, key_required: bool
+) -> Callable[..., Any]:
     """A dependency giving a ``Writer`` for a caller admitted by ``principal_dependency``.
 
     Money-moving routes pass ``key_required=True``: without Idempotency-Key they answer 400."""

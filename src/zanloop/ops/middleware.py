@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,11 +45,17 @@ class RequestContext:
             metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
             metrics.HTTP_LATENCY.labels(method=method, route=route).observe(elapsed)
             if route not in ("/metrics", "/healthz"):
-                log.info("request", method=method, route=route, status=status, ms=round(elapsed * 1000, 2))
+                log.info(
+                    "request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-def _route(scope: dict[str, Any]) -> str:
+def _route(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return str(path) if path else "unmatched"
