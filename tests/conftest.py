@@ -64,9 +64,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> It
 def db(database_url: str, tmp_path: Path) -> Iterator[Database]:
     if PG_URL:
         database = Database(database_url)
-        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        # DELETE is far cheaper than TRUNCATE on tables this small.
         with database.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
     else:
         path = tmp_path / "zanloop.db"
         shutil.copyfile(database_url.removeprefix("sqlite:///"), path)

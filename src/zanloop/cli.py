@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from zanloop.config import get_settings
 from zanloop.tenancy.domain import Scope, TenantKind
+
+if TYPE_CHECKING:
+    from zanloop.db import Database
 
 app = typer.Typer(help="zanloop: payment-backed engagement engine.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
@@ -18,6 +23,18 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(sandbox_app, name="sandbox")
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    """A database for one command, disposed afterwards so no connection outlives it."""
+    from zanloop.db import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _setup() -> None:
@@ -107,21 +124,19 @@ def tenants_create(
 ) -> None:
     """Create a tenant (with a sandbox merchant) and print its admin API key once."""
     from zanloop import events
-    from zanloop.db import Database
     from zanloop.tenancy import service
 
     events.wire()
-    with Database(get_settings().database_url).session() as session:
+    with _database() as db, db.session() as session:
         tenant, issued = service.create_tenant(session, name, kind, parent)
     typer.echo(f"tenant  {tenant.id}\napi key {issued.plaintext}   (shown once)")
 
 
 @tenants_app.command("list")
 def tenants_list() -> None:
-    from zanloop.db import Database
     from zanloop.tenancy import service
 
-    with Database(get_settings().database_url).read_session() as session:
+    with _database() as db, db.read_session() as session:
         for tenant in service.list_tenants(session):
             typer.echo(f"{tenant.id}  {tenant.kind:<16} {tenant.name}")
 
@@ -133,10 +148,9 @@ def tenants_add_key(
     name: str = "cli key",
 ) -> None:
     """Issue another API key for a tenant and print it once."""
-    from zanloop.db import Database
     from zanloop.tenancy import service
 
-    with Database(get_settings().database_url).session() as session:
+    with _database() as db, db.session() as session:
         service.get_tenant(session, tenant_id)
         issued = service.create_key(session, tenant_id, name, scope)
     typer.echo(issued.plaintext)
@@ -146,14 +160,13 @@ def _sandbox_action(out_trade_no: str, action: str) -> None:
     from sqlalchemy import select
 
     from zanloop import events
-    from zanloop.db import Database
     from zanloop.jobs import service as jobs
     from zanloop.sandbox import service as sandbox
     from zanloop.sandbox.tables import SandboxOrder
 
     events.wire()
     jobs.load_handlers()
-    with Database(get_settings().database_url).session() as session:
+    with _database() as db, db.session() as session:
         mchids = list(
             session.scalars(
                 select(SandboxOrder.mchid).where(SandboxOrder.out_trade_no == out_trade_no)

@@ -22,17 +22,23 @@ def test_paid_order_settles_into_the_ledger(
 
 
 def test_partial_then_full_refund_reverses_the_ledger(
-    client: TestClient, worker: Worker, tenant: TenantHandle, paid_order: Callable[..., dict[str, Any]]
+    client: TestClient,
+    worker: Worker,
+    tenant: TenantHandle,
+    paid_order: Callable[..., dict[str, Any]],
 ) -> None:
     order = paid_order(tenant, 1000)
 
     first = client.post(
-        f"/v1/payments/orders/{order['id']}/refunds", json={"amount_fen": 300}, headers=tenant.write_headers()
+        f"/v1/payments/orders/{order['id']}/refunds",
+        json={"amount_fen": 300},
+        headers=tenant.write_headers(),
     )
     rest = client.post(f"/v1/payments/orders/{order['id']}/refunds", headers=tenant.write_headers())
     worker.drain()
 
-    assert first.status_code == 201 and rest.status_code == 201
+    assert first.status_code == 201
+    assert rest.status_code == 201
     assert rest.json()["amount_fen"] == 700
     refunded = client.get(f"/v1/payments/orders/{order['id']}", headers=tenant.headers).json()
     assert refunded["status"] == "REFUND"

@@ -35,11 +35,7 @@ class Writer:
         if self.key is not None:
             replay = idempotency.claim(self.db, self.tenant_id, self.key, self.fingerprint)
             if replay is not None:
-                return JSONResponse(
-                    replay.body,
-                    status_code=replay.status_code,
-                    headers={"Idempotent-Replayed": "true"},
-                )
+                return _respond(replay.body, replay.status_code, {"Idempotent-Replayed": "true"})
         try:
             with self.db.session() as session:
                 result = work(session)
@@ -50,9 +46,13 @@ class Writer:
             if self.key is not None:
                 idempotency.release(self.db, self.tenant_id, self.key)
             raise
-        if status_code == 204:
-            return Response(status_code=204)
-        return JSONResponse(body, status_code=status_code)
+        return _respond(body, status_code)
+
+
+def _respond(body: Any, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    if status_code == 204:
+        return Response(status_code=204, headers=headers)
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def _dump(result: Result) -> Any:

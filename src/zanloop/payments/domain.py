@@ -115,9 +115,15 @@ def check_trade_facts(
         raise FactsMismatch("payer does not match the order's payer")
 
 
-def check_refund_facts(facts: RefundFacts, *, mchid: str, amount_fen: int) -> None:
+def check_refund_facts(
+    facts: RefundFacts, *, mchid: str, amount_fen: int, out_trade_no: str | None = None
+) -> None:
     if facts.mchid is not None and facts.mchid != mchid:
         raise FactsMismatch(f"mchid {facts.mchid} is not this merchant's")
+    if None not in (facts.out_trade_no, out_trade_no) and facts.out_trade_no != out_trade_no:
+        raise FactsMismatch(
+            f"refund {facts.out_refund_no} is of order {out_trade_no}, not {facts.out_trade_no}"
+        )
     if facts.refund_fen is not None and facts.refund_fen != amount_fen:
         raise FactsMismatch(
             f"refund amount {facts.refund_fen} fen does not match our {amount_fen} fen"

@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from zanloop.config import Settings
 from zanloop.db import Database
-
 from zanloop.errors import NotificationRejected
 from zanloop.http.deps import DatabaseDep, ReadSession, SettingsDep, require
 from zanloop.http.problems import PROBLEM_RESPONSES

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -78,9 +79,9 @@ def jsapi_pay_params(config: PaymentProviderConfig, prepay_id: str) -> dict[str,
     timestamp = str(int(time.time()))
     nonce = v3.new_nonce()
     package = f"prepay_id={prepay_id}"
-    pay_sign = v3.sign(
-        v3.load_private_key(config.merchant_private_key_pem), config.appid, timestamp, nonce, package
-    )
+    # The key was validated when it was configured; parsing it again skips that.
+    merchant_key = v3.load_private_key(config.merchant_private_key_pem, validate=False)
+    pay_sign = v3.sign(merchant_key, config.appid, timestamp, nonce, package)
     return {
         "appId": config.appid,
         "timeStamp": timestamp,
@@ -186,10 +187,23 @@ class WeChatPayProvider:
         return client
 
     @staticmethod
+    def _call(request: Callable[[], tuple[int, Any]]) -> tuple[int, Any]:
+        """One SDK call. The SDK raises bare ``Exception`` when an answer's signature does not
+        verify, and ``requests`` errors when the gateway cannot be reached: both are the
+        provider failing (502), not a bug of ours (500)."""
+        try:
+            return request()
+        except Exception as exc:
+            raise ProviderError(f"WeChat Pay request failed: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
     def _answer(code: int, message: Any, *, allow_404: bool = False) -> dict[str, Any] | None:
         if allow_404 and code == 404:
             return None
-        body = json.loads(message) if isinstance(message, str) and message else {}
+        try:
+            body = json.loads(message) if isinstance(message, str) and message else {}
+        except ValueError as exc:
+            raise ProviderError(f"WeChat Pay answered {code} with malformed JSON") from exc
         if not 200 <= code < 300:
             raise ProviderError(
                 f"WeChat Pay answered {code}: {body.get('code', '')} {body.get('message', '')}".strip()
@@ -200,14 +214,16 @@ class WeChatPayProvider:
         self, session: Session, config: PaymentProviderConfig, request: OrderRequest
     ) -> str:
         client = self._client(config, request.notify_url)
-        code, message = client.pay(
-            description=request.description,
-            out_trade_no=request.out_trade_no,
-            amount={"total": request.amount_fen, "currency": request.currency},
-            payer={"openid": request.payer_openid},
-            time_expire=request.expires_at.isoformat(timespec="seconds"),
-            attach=request.attach,
-            notify_url=request.notify_url,
+        code, message = self._call(
+            lambda: client.pay(
+                description=request.description,
+                out_trade_no=request.out_trade_no,
+                amount={"total": request.amount_fen, "currency": request.currency},
+                payer={"openid": request.payer_openid},
+                time_expire=request.expires_at.isoformat(timespec="seconds"),
+                attach=request.attach,
+                notify_url=request.notify_url,
+            )
         )
         body = self._answer(code, message) or {}
         if "prepay_id" not in body:
@@ -217,30 +233,36 @@ class WeChatPayProvider:
     def query_order(
         self, session: Session, config: PaymentProviderConfig, out_trade_no: str
     ) -> TradeFacts | None:
-        code, message = self._client(config).query(out_trade_no=out_trade_no)
+        client = self._client(config)
+        code, message = self._call(lambda: client.query(out_trade_no=out_trade_no))
         body = self._answer(code, message, allow_404=True)
         return None if body is None else trade_facts_from_resource(body)
 
     def close_order(self, session: Session, config: PaymentProviderConfig, out_trade_no: str) -> None:
-        code, message = self._client(config).close(out_trade_no=out_trade_no)
+        client = self._client(config)
+        code, message = self._call(lambda: client.close(out_trade_no=out_trade_no))
         self._answer(code, message)
 
     def refund(
         self, session: Session, config: PaymentProviderConfig, request: RefundRequest
     ) -> RefundFacts:
-        code, message = self._client(config).refund(
-            out_refund_no=request.out_refund_no,
-            amount={"refund": request.amount_fen, "total": request.total_fen, "currency": "CNY"},
-            out_trade_no=request.out_trade_no,
-            reason=request.reason or None,
-            notify_url=request.notify_url,
+        client = self._client(config)
+        code, message = self._call(
+            lambda: client.refund(
+                out_refund_no=request.out_refund_no,
+                amount={"refund": request.amount_fen, "total": request.total_fen, "currency": "CNY"},
+                out_trade_no=request.out_trade_no,
+                reason=request.reason or None,
+                notify_url=request.notify_url,
+            )
         )
         return refund_facts_from_resource(self._answer(code, message) or {})
 
     def query_refund(
         self, session: Session, config: PaymentProviderConfig, out_refund_no: str
     ) -> RefundFacts | None:
-        code, message = self._client(config).query_refund(out_refund_no=out_refund_no)
+        client = self._client(config)
+        code, message = self._call(lambda: client.query_refund(out_refund_no=out_refund_no))
         body = self._answer(code, message, allow_404=True)
         return None if body is None else refund_facts_from_resource(body)
 

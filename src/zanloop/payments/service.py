@@ -9,6 +9,7 @@ however many processes hear it at once, an order settles once.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from zanloop.errors import (
     NotificationRejected,
     ProviderError,
     Unprocessable,
+    ZanloopError,
 )
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
@@ -105,6 +107,7 @@ def create_order(
 ) -> CreatedOrder:
     config = get_config(session, tenant_id)
     now = utcnow()
+    expires_at = now + timedelta(minutes=data.expire_minutes)
     order_id = new_id("pay")
     out_trade_no = data.out_trade_no or order_id.replace("_", "")[:32]
     row = {
@@ -123,7 +126,7 @@ def create_order(
         "status": TradeState.NOTPAY.value,
         "refund_reserved_fen": 0,
         "refunded_fen": 0,
-        "expires_at": now + timedelta(minutes=data.expire_minutes),
+        "expires_at": expires_at,
         "created_at": now,
         "updated_at": now,
     }
@@ -150,7 +153,7 @@ def create_order(
             payer_openid=data.payer_openid,
             attach=data.attach,
             notify_url=notify_url(settings, tenant_id),
-            expires_at=row["expires_at"],
+            expires_at=expires_at,
         ),
     )
     repository.set_prepay_id(session, order_id, prepay_id)
@@ -180,10 +183,15 @@ def list_orders(
 
 
 def close_order(session: Session, settings: Settings, tenant_id: str, order_id: str) -> PaymentOrder:
+    """Close an unpaid order. If the provider says the buyer has paid meanwhile, the order is
+    settled instead and comes back SUCCESS: the money moved, so the payment stands."""
     order = get_order(session, tenant_id, order_id)
     domain.check_closable(TradeState(order.status))
     if order.status == TradeState.CLOSED.value:
         return order
+    synced = sync_order(session, settings, tenant_id, order_id)
+    if TradeState(synced.status) in domain.PAID:
+        return synced
     config = get_config(session, tenant_id)
     provider_for(order.provider, settings).close_order(session, config, order.out_trade_no)
     if repository.move_order(session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"):
@@ -307,7 +315,11 @@ def request_refund(
 def apply_refund_facts(
     session: Session, config: PaymentProviderConfig, refund: Refund, facts: RefundFacts
 ) -> bool:
-    domain.check_refund_facts(facts, mchid=config.mchid, amount_fen=refund.amount_fen)
+    order = repository.get_order(session, refund.tenant_id, refund.order_id)
+    assert order is not None
+    domain.check_refund_facts(
+        facts, mchid=config.mchid, amount_fen=refund.amount_fen, out_trade_no=order.out_trade_no
+    )
     if facts.status is RefundStatus.PROCESSING:
         return False
     values: dict[str, Any] = {"refund_id": facts.refund_id or refund.refund_id}
@@ -315,8 +327,6 @@ def apply_refund_facts(
         values["success_time"] = facts.success_time or utcnow()
     if not repository.move_refund(session, refund.id, facts.status.value, **values):
         return False
-    order = repository.get_order(session, refund.tenant_id, refund.order_id)
-    assert order is not None
     if facts.status is RefundStatus.SUCCESS:
         repository.add_refunded(session, order.id, refund.amount_fen)
         repository.move_order(session, order.id, domain.sources_for(TradeState.REFUND), "REFUND")
@@ -373,7 +383,10 @@ def handle_notification(
         signed.timestamp, int(utcnow().timestamp()), settings.notify_timestamp_window_seconds
     ):
         raise NotificationRejected("timestamp outside the accepted window", 401)
-    text = body.decode("utf-8", errors="strict") if body else ""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotificationRejected("the body is not UTF-8 text") from exc
     if not v3.verify(
         v3.load_public_key(config.platform_public_key_pem), signed.signature, signed.timestamp, signed.nonce, text
     ):
@@ -434,36 +447,60 @@ def _apply_refund(
 
 def reconcile(session: Session, settings: Settings, limit: int = 100) -> dict[str, int]:
     """Settle what notifications missed: query unpaid orders older than the reconcile delay
-    (closing those past their expiry) and refunds still processing."""
+    (closing those past their expiry) and refunds still processing.
+
+    Each order and refund is reconciled in a savepoint of its own: one the provider cannot
+    answer for (its gateway is down, its facts do not match ours) is logged and left for the
+    next run, and does not stop every other tenant's reconciliation."""
     cutoff = utcnow() - timedelta(seconds=settings.reconcile_after_seconds)
     changed = {"orders": 0, "closed": 0, "refunds": 0}
     for order in repository.stale_unpaid(session, cutoff, limit):
-        config = repository.get_config(session, order.tenant_id)
-        if config is None:
-            continue
-        provider = provider_for(order.provider, settings)
-        facts = provider.query_order(session, config, order.out_trade_no)
-        try:
-            if facts is not None and apply_trade_facts(session, config, order, facts):
-                changed["orders"] += 1
-                continue
-        except FactsMismatch as exc:
-            log.error("provider facts mismatch", order_id=order.id, error=str(exc))
-            continue
-        if order.expires_at < utcnow():
-            provider.close_order(session, config, order.out_trade_no)
-            if repository.move_order(session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"):
-                _publish(session, "payment.closed", order.id, order.tenant_id)
-                changed["closed"] += 1
+        outcome = _isolated(session, order.id, _reconcile_order, settings, order)
+        if outcome is not None:
+            changed[outcome] += 1
     for refund in repository.processing_refunds(session, cutoff, limit):
-        config = repository.get_config(session, refund.tenant_id)
-        order = repository.get_order(session, refund.tenant_id, refund.order_id)
-        if config is None or order is None:
-            continue
-        refund_facts = provider_for(order.provider, settings).query_refund(session, config, refund.out_refund_no)
-        if refund_facts is not None and apply_refund_facts(session, config, refund, refund_facts):
+        if _isolated(session, refund.id, _reconcile_refund, settings, refund):
             changed["refunds"] += 1
     return changed
+
+
+def _isolated(
+    session: Session, what: str, work: Callable[..., str | None], *args: Any
+) -> str | None:
+    try:
+        with session.begin_nested():
+            return work(session, *args)
+    except (ZanloopError, FactsMismatch) as exc:
+        log.error("reconciliation skipped", id=what, error=str(exc), type=type(exc).__name__)
+        return None
+
+
+def _reconcile_order(session: Session, settings: Settings, order: PaymentOrder) -> str | None:
+    config = repository.get_config(session, order.tenant_id)
+    if config is None:
+        return None
+    provider = provider_for(order.provider, settings)
+    facts = provider.query_order(session, config, order.out_trade_no)
+    if facts is not None and apply_trade_facts(session, config, order, facts):
+        return "orders"
+    if order.expires_at < utcnow():
+        provider.close_order(session, config, order.out_trade_no)
+        if repository.move_order(session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"):
+            _publish(session, "payment.closed", order.id, order.tenant_id)
+            return "closed"
+    return None
+
+
+def _reconcile_refund(session: Session, settings: Settings, refund: Refund) -> str | None:
+    config = repository.get_config(session, refund.tenant_id)
+    order = repository.get_order(session, refund.tenant_id, refund.order_id)
+    if config is None or order is None:
+        return None
+    provider = provider_for(order.provider, settings)
+    facts = provider.query_refund(session, config, refund.out_refund_no)
+    if facts is not None and apply_refund_facts(session, config, refund, facts):
+        return "refunds"
+    return None
 
 
 # Events --------------------------------------------------------------------------------------

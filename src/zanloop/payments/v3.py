@@ -12,6 +12,7 @@ import binascii
 import json
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -51,8 +52,18 @@ def public_key_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> str:
     ).decode()
 
 
-def load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(pem.encode(), password=None)
+def load_private_key(pem: str, *, validate: bool = True) -> rsa.RSAPrivateKey:
+    """Parse a PEM key. Validating an RSA key costs ~50 ms of CPU: do it when a key comes in
+    (``configure``), not each time a key we stored ourselves signs something (every order's pay
+    parameters, every sandbox notification). Parsed keys are cached."""
+    return _load_private_key(pem, validate)
+
+
+@lru_cache(maxsize=256)
+def _load_private_key(pem: str, validate: bool) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(
+        pem.encode(), password=None, unsafe_skip_rsa_key_validation=not validate
+    )
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ProtocolError("not an RSA private key")
     return key
@@ -103,7 +114,9 @@ def encrypt_resource(
     }
 
 
-def decrypt_resource(apiv3_key: str, resource: dict[str, Any]) -> dict[str, Any]:
+def decrypt_resource(apiv3_key: str, resource: object) -> dict[str, Any]:
+    if not isinstance(resource, dict):
+        raise ProtocolError("resource is not a JSON object")
     if resource.get("algorithm") != ALGORITHM:
         raise ProtocolError(f"unsupported resource algorithm {resource.get('algorithm')!r}")
     try:
