@@ -39,14 +39,15 @@ class Stored:
     status: KeyStatus
     fingerprint: str
     response_status: int | None
-    response_body: dict[str, Any] | None
+    # A JSON object, a list (batch endpoints) or None (204 No Content).
+    response_body: Any
     locked_until: datetime | None
 
 
 @dataclass(frozen=True)
 class Replay:
     status_code: int
-    body: dict[str, Any]
+    body: Any
 
 
 def on_repeat(stored: Stored, request_fingerprint: str, now: datetime) -> Replay | None:
@@ -58,7 +59,7 @@ def on_repeat(stored: Stored, request_fingerprint: str, now: datetime) -> Replay
             "this Idempotency-Key was used with a different request", field="Idempotency-Key"
         )
     if stored.status is KeyStatus.COMPLETED:
-        assert stored.response_status is not None and stored.response_body is not None
+        assert stored.response_status is not None
         return Replay(stored.response_status, stored.response_body)
     if stored.locked_until is not None and stored.locked_until > now:
         raise IdempotencyKeyInFlight("the first request with this Idempotency-Key is still running")

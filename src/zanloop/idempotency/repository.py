@@ -42,7 +42,7 @@ def take_over(session: Session, tenant_id: str, key: str, now: datetime, locked_
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def complete(session: Session, tenant_id: str, key: str, status_code: int, body: dict[str, Any]) -> None:
+def complete(session: Session, tenant_id: str, key: str, status_code: int, body: Any) -> None:
     session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)

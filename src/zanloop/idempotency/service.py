@@ -56,7 +56,7 @@ def claim(db: Database, tenant_id: str, key: str, fingerprint: str) -> Replay | 
         return None
 
 
-def complete(session: Session, tenant_id: str, key: str, status_code: int, body: dict[str, Any]) -> None:
+def complete(session: Session, tenant_id: str, key: str, status_code: int, body: Any) -> None:
     repository.complete(session, tenant_id, key, status_code, body)
 
 

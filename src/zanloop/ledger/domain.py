@@ -19,6 +19,12 @@ from zanloop.errors import InsufficientFunds, InvalidState, Unprocessable
 from zanloop.kit.money import Asset
 
 MAX_LEGS = 32
+# Per leg: far above any real payment, far below BIGINT even summed over a transfer's legs.
+MAX_AMOUNT = 10**15
+MAX_TRANSFER_ID = 200
+HOLD_POST_PREFIX = "hold:"
+# A posted hold becomes the transfer ``hold:<hold_id>``, which must fit a transfer id.
+MAX_HOLD_ID = MAX_TRANSFER_ID - len(HOLD_POST_PREFIX)
 
 
 class TransferKind(StrEnum):
@@ -85,13 +91,19 @@ def two_party(
 
 
 def validate(request: TransferRequest) -> None:
-    if not request.transfer_id:
-        raise Unprocessable("transfer_id must not be empty", field="transfer_id")
+    if not 1 <= len(request.transfer_id) <= MAX_TRANSFER_ID:
+        raise Unprocessable(
+            f"transfer_id must be 1 to {MAX_TRANSFER_ID} characters", field="transfer_id"
+        )
     if not 2 <= len(request.legs) <= MAX_LEGS:
         raise Unprocessable(f"a transfer needs 2 to {MAX_LEGS} legs", field="legs")
     for i, leg in enumerate(request.legs):
         if leg.amount == 0:
             raise Unprocessable("a leg must move a non-zero amount", field=f"legs[{i}].amount")
+        if abs(leg.amount) > MAX_AMOUNT:
+            raise Unprocessable(
+                f"a leg moves at most {MAX_AMOUNT}", field=f"legs[{i}].amount"
+            )
         if not leg.owner:
             raise Unprocessable("a leg needs an owner", field=f"legs[{i}].owner")
     if sum(leg.amount for leg in request.legs) != 0:
@@ -165,11 +177,12 @@ def reversal_legs(original: Sequence[Leg], amount: int | None, gross: int) -> tu
 
 
 def check_reversible(gross: int, already_reversed: int, amount: int | None) -> int:
-    wanted = gross - already_reversed if amount is None else amount
-    if wanted <= 0:
-        raise InvalidState("the transfer is already fully reversed")
+    """How much to reverse: ``amount``, or all that is left when it is None."""
     if amount is not None and amount <= 0:
         raise Unprocessable("amount must be positive", field="amount")
+    if already_reversed >= gross:
+        raise InvalidState("the transfer is already fully reversed")
+    wanted = gross - already_reversed if amount is None else amount
     if already_reversed + wanted > gross:
         raise Unprocessable(
             f"only {gross - already_reversed} of {gross} can still be reversed", field="amount"
@@ -184,6 +197,15 @@ def check_hold_postable(status: HoldStatus, hold_amount: int, post_amount: int |
     if not 0 < amount <= hold_amount:
         raise Unprocessable(f"post between 1 and {hold_amount}", field="amount")
     return amount
+
+
+def hold_transfer_id(hold_id: str) -> str:
+    return f"{HOLD_POST_PREFIX}{hold_id}"
+
+
+def check_hold_id(hold_id: str) -> None:
+    if not 1 <= len(hold_id) <= MAX_HOLD_ID:
+        raise Unprocessable(f"hold_id must be 1 to {MAX_HOLD_ID} characters", field="hold_id")
 
 
 def hold_fingerprint(asset: Asset, from_owner: str, to_owner: str, amount: int) -> str:

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
+from zanloop.errors import Unprocessable
 from zanloop.http.deps import ReadSession, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
@@ -19,6 +20,8 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=PROBLEM_RESPO
 Reader = Annotated[Principal, Depends(require(*Scope))]
 MoneyWriter = Annotated[Writer, Depends(writer(require(Scope.MERCHANT), key_required=True))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+# Ids and owners in the path: the same characters the bodies allow.
+PathText = Annotated[str, Path(pattern=schemas.NO_NUL)]
 
 
 def _request(body: schemas.TransferCreate) -> TransferRequest:
@@ -39,7 +42,7 @@ def _transfer(session: Session, transfer: LedgerTransfer, replayed: bool = False
         amount=transfer.amount,
         reversed_amount=transfer.reversed_amount,
         kind=transfer.kind,
-        reverses_id=transfer.reverses_id,
+        reverses_id=service.reversed_transfer_id(session, transfer),
         description=transfer.description,
         metadata=transfer.metadata_,
         legs=[schemas.Leg(owner=leg.owner, amount=leg.amount) for leg in service.transfer_legs(session, transfer)],
@@ -102,7 +105,7 @@ def post_batch(body: schemas.TransferBatchCreate, write: MoneyWriter) -> Respons
 
 
 @router.get("/transfers/{transfer_id}", response_model=schemas.Transfer, summary="A transfer and its legs")
-def get_transfer(transfer_id: str, session: ReadSession, principal: Reader) -> schemas.Transfer:
+def get_transfer(transfer_id: PathText, session: ReadSession, principal: Reader) -> schemas.Transfer:
     return _transfer(session, service.get_transfer(session, principal.tenant_id, transfer_id))
 
 
@@ -112,7 +115,7 @@ def get_transfer(transfer_id: str, session: ReadSession, principal: Reader) -> s
     status_code=201,
     summary="Reverse a transfer, wholly or partly",
 )
-def reverse_transfer(transfer_id: str, body: schemas.ReversalCreate, write: MoneyWriter) -> Response:
+def reverse_transfer(transfer_id: PathText, body: schemas.ReversalCreate, write: MoneyWriter) -> Response:
     def work(session: Session) -> schemas.Transfer:
         posted = service.reverse(
             session, write.tenant_id, transfer_id, body.reversal_id, body.amount, body.description
@@ -136,13 +139,17 @@ def open_account(body: schemas.AccountCreate, write: MoneyWriter) -> Response:
 def list_accounts(
     session: ReadSession, principal: Reader, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[schemas.Account]:
-    accounts = service.list_accounts(session, principal.tenant_id, decode_cursor(cursor), limit)
-    next_cursor = encode_cursor(accounts[-1].id) if len(accounts) == limit else None
-    return Page(data=[_account(a) for a in accounts], next_cursor=next_cursor)
+    after = decode_cursor(cursor)
+    if after is not None and (not isinstance(after, str) or "\x00" in after):
+        raise Unprocessable("cursor is not one this API returned", field="cursor")
+    # One extra row says whether another page exists, so the last page has no cursor.
+    accounts = service.list_accounts(session, principal.tenant_id, after, limit + 1)
+    next_cursor = encode_cursor(accounts[limit - 1].id) if len(accounts) > limit else None
+    return Page(data=[_account(a) for a in accounts[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/balances/{owner}", response_model=schemas.Balance, summary="Balance of an owner's account")
-def get_balance(owner: str, session: ReadSession, principal: Reader, asset: Asset = Asset.CNY) -> schemas.Balance:
+def get_balance(owner: PathText, session: ReadSession, principal: Reader, asset: Asset = Asset.CNY) -> schemas.Balance:
     b = service.balance(session, principal.tenant_id, owner, asset)
     return schemas.Balance(
         owner=b.owner, asset=b.asset, balance=b.balance, pending_out=b.pending_out, pending_in=b.pending_in, available=b.available
@@ -151,7 +158,7 @@ def get_balance(owner: str, session: ReadSession, principal: Reader, asset: Asse
 
 @router.get("/balances/{owner}/entries", response_model=Page[schemas.Entry], summary="Entries, newest first")
 def list_entries(
-    owner: str,
+    owner: PathText,
     session: ReadSession,
     principal: Reader,
     asset: Asset = Asset.CNY,
@@ -159,14 +166,14 @@ def list_entries(
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.Entry]:
     before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        before = None
-    rows = service.entries(session, principal.tenant_id, owner, asset, before, limit)
+    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
+        raise Unprocessable("cursor is not one this API returned", field="cursor")
+    rows = service.entries(session, principal.tenant_id, owner, asset, before, limit + 1)
     data = [
         schemas.Entry(id=e.id, transfer_id=t, amount=e.amount, balance_after=e.balance_after, created_at=e.created_at)
-        for e, t in rows
+        for e, t in rows[:limit]
     ]
-    return Page(data=data, next_cursor=encode_cursor(data[-1].id) if len(data) == limit else None)
+    return Page(data=data, next_cursor=encode_cursor(data[-1].id) if len(rows) > limit else None)
 
 
 @router.post("/holds", response_model=schemas.Hold, status_code=201, summary="Place a hold (pending transfer)")
@@ -189,16 +196,16 @@ def place_hold(body: schemas.HoldCreate, write: MoneyWriter) -> Response:
 
 
 @router.get("/holds/{hold_id}", response_model=schemas.Hold, summary="A hold")
-def get_hold(hold_id: str, session: ReadSession, principal: Reader) -> schemas.Hold:
+def get_hold(hold_id: PathText, session: ReadSession, principal: Reader) -> schemas.Hold:
     return _hold(session, service.get_hold(session, principal.tenant_id, hold_id))
 
 
 @router.post("/holds/{hold_id}/post", response_model=schemas.Hold, summary="Post a hold")
-def post_hold(hold_id: str, write: MoneyWriter, body: schemas.HoldPost | None = None) -> Response:
+def post_hold(hold_id: PathText, write: MoneyWriter, body: schemas.HoldPost | None = None) -> Response:
     amount = body.amount if body else None
     return write(lambda session: _hold(session, service.post_hold(session, write.tenant_id, hold_id, amount)))
 
 
 @router.post("/holds/{hold_id}/void", response_model=schemas.Hold, summary="Void a hold")
-def void_hold(hold_id: str, write: MoneyWriter) -> Response:
+def void_hold(hold_id: PathText, write: MoneyWriter) -> Response:
     return write(lambda session: _hold(session, service.void_hold(session, write.tenant_id, hold_id)))

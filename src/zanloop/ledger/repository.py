@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from zanloop.db import dialect_insert, is_postgres
@@ -81,7 +81,8 @@ def insert_new_transfers(session: Session, rows: list[dict[str, Any]]) -> set[st
 
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(LedgerEntry.__table__.insert(), rows)
+        # Core insert (no ORM bookkeeping): entries are written in bulk and never loaded back.
+        session.execute(insert(cast(Table, LedgerEntry.__table__)), rows)
 
 
 def set_balances(session: Session, balances: dict[str, int]) -> None:
@@ -107,6 +108,14 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> LedgerTr
     return session.scalar(
         select(LedgerTransfer).where(
             LedgerTransfer.tenant_id == tenant_id, LedgerTransfer.transfer_id == transfer_id
+        )
+    )
+
+
+def get_transfer_by_pk(session: Session, tenant_id: str, transfer_pk: str) -> LedgerTransfer | None:
+    return session.scalar(
+        select(LedgerTransfer).where(
+            LedgerTransfer.tenant_id == tenant_id, LedgerTransfer.id == transfer_pk
         )
     )
 

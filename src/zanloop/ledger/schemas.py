@@ -3,18 +3,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from zanloop.kit.money import Asset
+from zanloop.ledger.domain import MAX_AMOUNT, MAX_HOLD_ID
 
-OWNER = Field(min_length=1, max_length=200, description="Who owns the account, e.g. `user:42`.")
+# PostgreSQL text cannot hold NUL characters; refuse them as invalid input, not a 500.
+NO_NUL = r"^[^\x00]*$"
+OWNER = Field(
+    min_length=1,
+    max_length=200,
+    pattern=NO_NUL,
+    description="Who owns the account, e.g. `user:42`.",
+)
 
 
 class LegIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     owner: str = OWNER
-    amount: int = Field(description="Signed minor units: negative leaves the account, positive arrives.")
+    amount: int = Field(
+        ge=-MAX_AMOUNT,
+        le=MAX_AMOUNT,
+        description="Signed minor units: negative leaves the account, positive arrives.",
+    )
 
 
 class TransferCreate(BaseModel):
@@ -32,10 +44,12 @@ class TransferCreate(BaseModel):
         },
     )
 
-    transfer_id: str = Field(min_length=1, max_length=200, description="Your id; a transfer id posts once.")
+    transfer_id: str = Field(
+        min_length=1, max_length=200, pattern=NO_NUL, description="Your id; a transfer id posts once."
+    )
     asset: Asset
     legs: list[LegIn] = Field(min_length=2, max_length=32)
-    description: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=500, pattern=NO_NUL)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -57,7 +71,7 @@ class Transfer(BaseModel):
     amount: int
     reversed_amount: int
     kind: str
-    reverses_id: str | None
+    reverses_id: str | None = Field(description="For a reversal: the transfer_id it reverses.")
     description: str
     metadata: dict[str, Any]
     legs: list[Leg]
@@ -68,9 +82,11 @@ class Transfer(BaseModel):
 class ReversalCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reversal_id: str = Field(min_length=1, max_length=200)
-    amount: int | None = Field(default=None, gt=0, description="Part of a two-party transfer; all if absent.")
-    description: str = Field(default="", max_length=500)
+    reversal_id: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    amount: int | None = Field(
+        default=None, gt=0, le=MAX_AMOUNT, description="Part of a two-party transfer; all if absent."
+    )
+    description: str = Field(default="", max_length=500, pattern=NO_NUL)
 
 
 class AccountCreate(BaseModel):
@@ -109,19 +125,26 @@ class Entry(BaseModel):
 class HoldCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    hold_id: str = Field(min_length=1, max_length=200)
+    hold_id: str = Field(
+        min_length=1,
+        max_length=MAX_HOLD_ID,
+        pattern=NO_NUL,
+        description="Your id; posting the hold makes the transfer `hold:<hold_id>`.",
+    )
     asset: Asset
     from_owner: str = OWNER
     to_owner: str = OWNER
-    amount: int = Field(gt=0)
-    expires_at: datetime | None = None
-    description: str = Field(default="", max_length=500)
+    amount: int = Field(gt=0, le=MAX_AMOUNT)
+    expires_at: AwareDatetime | None = None
+    description: str = Field(default="", max_length=500, pattern=NO_NUL)
 
 
 class HoldPost(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int | None = Field(default=None, gt=0, description="Post less than held; the rest is released.")
+    amount: int | None = Field(
+        default=None, gt=0, le=MAX_AMOUNT, description="Post less than held; the rest is released."
+    )
 
 
 class Hold(BaseModel):

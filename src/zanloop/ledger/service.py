@@ -91,7 +91,7 @@ def _post_many(
     for r in fresh:
         by_asset[r.asset].append(r)
     for asset, batch in by_asset.items():
-        _apply(session, tenant_id, asset, batch, {i: rows[i]["id"] for i in inserted}, now)
+        _apply(session, tenant_id, asset, batch, {i: str(rows[i]["id"]) for i in inserted}, now)
 
     results: list[Posted] = []
     fresh_objects = {
@@ -154,12 +154,18 @@ def reverse(
     if original is None:
         raise NotFound(f"transfer {transfer_id} not found")
     existing = repository.get_transfer(session, tenant_id, reversal_id)
-    if existing is not None and existing.reverses_id == transfer_id:
+    # reverses_id holds the original's primary key (transfer ids are longer than the column);
+    # rows written before that held the transfer id itself.
+    if existing is not None and existing.reverses_id in (original.id, original.transfer_id):
+        if amount is not None and existing.amount != amount:
+            raise DuplicateConflict(
+                f"reversal_id {reversal_id} already reversed {existing.amount}, not {amount}"
+            )
         return Posted(existing, replayed=True)
     wanted = domain.check_reversible(original.amount, original.reversed_amount, amount)
     legs = domain.reversal_legs(
         [Leg(o, a) for o, a in repository.transfer_legs(session, original.id)],
-        amount,
+        wanted,
         original.amount,
     )
     request = TransferRequest(
@@ -168,7 +174,7 @@ def reverse(
         legs=legs,
         description=description or f"reversal of {transfer_id}",
         kind=TransferKind.REVERSAL,
-        reverses_id=transfer_id,
+        reverses_id=original.id,
     )
     domain.validate(request)
     with session.begin_nested():
@@ -235,6 +241,14 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> LedgerTr
     return transfer
 
 
+def reversed_transfer_id(session: Session, transfer: LedgerTransfer) -> str | None:
+    """The transfer id of what ``transfer`` reverses, if it is a reversal."""
+    if transfer.reverses_id is None:
+        return None
+    original = repository.get_transfer_by_pk(session, transfer.tenant_id, transfer.reverses_id)
+    return transfer.reverses_id if original is None else original.transfer_id
+
+
 def transfer_legs(session: Session, transfer: LedgerTransfer) -> list[Leg]:
     return [Leg(o, a) for o, a in repository.transfer_legs(session, transfer.id)]
 
@@ -260,8 +274,9 @@ def place_hold(
     description: str = "",
 ) -> tuple[LedgerHold, bool]:
     """Reserve ``amount`` of ``from_owner`` for ``to_owner``; returns (hold, replayed)."""
-    if amount <= 0:
-        raise Unprocessable("amount must be positive", field="amount")
+    domain.check_hold_id(hold_id)
+    if not 0 < amount <= domain.MAX_AMOUNT:
+        raise Unprocessable(f"amount must be 1 to {domain.MAX_AMOUNT}", field="amount")
     if from_owner == to_owner:
         raise Unprocessable("a hold moves between two different owners", field="to_owner")
     fingerprint = domain.hold_fingerprint(asset, from_owner, to_owner, amount)
@@ -327,7 +342,7 @@ def post_hold(
             tenant_id,
             [
                 domain.two_party(
-                    f"hold:{hold_id}",
+                    domain.hold_transfer_id(hold_id),
                     Asset(hold.asset),
                     source.owner,
                     target.owner,

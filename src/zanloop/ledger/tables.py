@@ -37,6 +37,7 @@ class LedgerTransfer(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     reversed_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     kind: Mapped[str] = mapped_column(String(20))
+    # The primary key (``id``) of the transfer this one reverses.
     reverses_id: Mapped[str | None] = mapped_column(String(40), default=None)
     fingerprint: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(500), default="")

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Depends, Path, Request, Response
 
-from zanloop.http.deps import ReadSession, require
+from zanloop.http.deps import DatabaseDep, ReadSession, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.tenancy import schemas, service
@@ -22,15 +21,20 @@ def current_tenant(session: ReadSession, principal: AnyKey) -> schemas.Tenant:
     return schemas.Tenant.model_validate(service.get_tenant(session, principal.tenant_id))
 
 
-@router.post("/api-keys", response_model=schemas.ApiKeyCreated, status_code=201, summary="Create an API key")
-def create_key(body: schemas.ApiKeyCreate, write: AdminWriter) -> Response:
-    def work(session: Session) -> schemas.ApiKeyCreated:
-        issued = service.create_key(session, write.tenant_id, body.name, body.scopes)
-        return schemas.ApiKeyCreated(
-            **schemas.ApiKey.model_validate(issued.key).model_dump(), key=issued.plaintext
-        )
-
-    return write(work, status_code=201)
+@router.post(
+    "/api-keys",
+    response_model=schemas.ApiKeyCreated,
+    status_code=201,
+    summary="Create an API key",
+    description="The key is shown in this response only. This call takes no Idempotency-Key: a "
+    "stored replay would keep the key in plain text, so a retry issues another key (revoke any "
+    "you did not receive).",
+)
+def create_key(body: schemas.ApiKeyCreate, db: DatabaseDep, principal: Admin) -> schemas.ApiKeyCreated:
+    with db.session() as session:
+        issued = service.create_key(session, principal.tenant_id, body.name, body.scopes)
+        created = schemas.ApiKey.model_validate(issued.key)
+    return schemas.ApiKeyCreated(**created.model_dump(), key=issued.plaintext)
 
 
 @router.get("/api-keys", response_model=list[schemas.ApiKey], summary="List API keys (never the keys themselves)")
@@ -39,7 +43,9 @@ def list_keys(session: ReadSession, principal: Admin) -> list[schemas.ApiKey]:
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
-def revoke_key(key_id: str, request: Request, write: AdminWriter) -> Response:
+def revoke_key(
+    key_id: Annotated[str, Path(pattern=schemas.NO_NUL)], request: Request, write: AdminWriter
+) -> Response:
     response = write(lambda session: service.revoke_key(session, write.tenant_id, key_id), status_code=204)
     request.app.state.principals.clear()
     return response

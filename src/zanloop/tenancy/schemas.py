@@ -6,13 +6,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zanloop.tenancy.domain import Scope
 
+# PostgreSQL text cannot hold NUL characters; refuse them as invalid input, not a 500.
+NO_NUL = r"^[^\x00]*$"
+
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"name": "checkout app", "scopes": ["app"]}]}
     )
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     scopes: list[Scope] = Field(min_length=1)
 
 
