@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zanloop.errors import ZanloopError
@@ -115,6 +116,20 @@ def install(app: FastAPI) -> None:
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        # The last line of defence for input the schemas let through but the database cannot
+        # hold (a NUL character, a number beyond 64 bits): the transaction rolled back.
+        log.warning("unstorable input", path=request.url.path, error=str(exc).splitlines()[0])
+        return problem(
+            request,
+            422,
+            "unstorable-value",
+            "Value cannot be stored",
+            "a value holds a character or a number the database cannot store",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

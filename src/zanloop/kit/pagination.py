@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 from zanloop.errors import Unprocessable
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -36,3 +38,25 @@ def decode_cursor(cursor: str | None) -> Any:
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise Unprocessable("cursor is not one this API returned", field="cursor") from exc
+
+
+def cursor_key(cursor: str | None, kind: type[int] | type[str]) -> Any:
+    """Decode a cursor and check it holds the kind of key this list pages by."""
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    if kind is int:
+        valid = isinstance(key, int) and not isinstance(key, bool)
+    else:
+        valid = isinstance(key, str) and "\x00" not in key
+    if not valid:
+        raise Unprocessable("cursor is not one this API returned", field="cursor")
+    return key
+
+
+def split_page(
+    rows: Sequence[R], limit: int, key: Callable[[R], Any]
+) -> tuple[list[R], str | None]:
+    """Rows fetched with ``limit + 1``: the page, and the next page's cursor if there is one."""
+    page = list(rows[:limit])
+    return page, encode_cursor(key(page[-1])) if len(rows) > limit else None

@@ -5,12 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
-from zanloop.errors import Unprocessable
 from zanloop.http.deps import ReadSession, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.kit.money import Asset
-from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
 from zanloop.ledger import schemas, service
 from zanloop.ledger.domain import Leg, TransferRequest
 from zanloop.ledger.tables import LedgerAccount, LedgerHold, LedgerTransfer
@@ -139,13 +138,10 @@ def open_account(body: schemas.AccountCreate, write: MoneyWriter) -> Response:
 def list_accounts(
     session: ReadSession, principal: Reader, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[schemas.Account]:
-    after = decode_cursor(cursor)
-    if after is not None and (not isinstance(after, str) or "\x00" in after):
-        raise Unprocessable("cursor is not one this API returned", field="cursor")
-    # One extra row says whether another page exists, so the last page has no cursor.
-    accounts = service.list_accounts(session, principal.tenant_id, after, limit + 1)
-    next_cursor = encode_cursor(accounts[limit - 1].id) if len(accounts) > limit else None
-    return Page(data=[_account(a) for a in accounts[:limit]], next_cursor=next_cursor)
+    after = cursor_key(cursor, str)
+    rows = service.list_accounts(session, principal.tenant_id, after, limit + 1)
+    accounts, next_cursor = split_page(rows, limit, lambda a: a.id)
+    return Page(data=[_account(a) for a in accounts], next_cursor=next_cursor)
 
 
 @router.get("/balances/{owner}", response_model=schemas.Balance, summary="Balance of an owner's account")
@@ -165,15 +161,14 @@ def list_entries(
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.Entry]:
-    before = decode_cursor(cursor)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise Unprocessable("cursor is not one this API returned", field="cursor")
+    before = cursor_key(cursor, int)
     rows = service.entries(session, principal.tenant_id, owner, asset, before, limit + 1)
+    page, next_cursor = split_page(rows, limit, lambda row: row[0].id)
     data = [
         schemas.Entry(id=e.id, transfer_id=t, amount=e.amount, balance_after=e.balance_after, created_at=e.created_at)
-        for e, t in rows[:limit]
+        for e, t in page
     ]
-    return Page(data=data, next_cursor=encode_cursor(data[-1].id) if len(rows) > limit else None)
+    return Page(data=data, next_cursor=next_cursor)
 
 
 @router.post("/holds", response_model=schemas.Hold, status_code=201, summary="Place a hold (pending transfer)")

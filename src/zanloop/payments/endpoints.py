@@ -14,7 +14,7 @@ from zanloop.errors import NotificationRejected
 from zanloop.http.deps import DatabaseDep, ReadSession, SettingsDep, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
-from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
 from zanloop.ops import metrics
 from zanloop.payments import schemas, service
 from zanloop.payments.tables import PaymentOrder, PaymentProviderConfig
@@ -72,11 +72,9 @@ def list_orders(
     if out_trade_no is not None:
         order = service.find_order(session, principal.tenant_id, out_trade_no)
         return Page(data=[schemas.PaymentOrder.model_validate(order)])
-    orders = service.list_orders(session, principal.tenant_id, decode_cursor(cursor), limit, status)
-    return Page(
-        data=[schemas.PaymentOrder.model_validate(o) for o in orders],
-        next_cursor=encode_cursor(orders[-1].id) if len(orders) == limit else None,
-    )
+    rows = service.list_orders(session, principal.tenant_id, cursor_key(cursor, str), limit + 1, status)
+    orders, next_cursor = split_page(rows, limit, lambda o: o.id)
+    return Page(data=[schemas.PaymentOrder.model_validate(o) for o in orders], next_cursor=next_cursor)
 
 
 @router.get("/orders/{order_id}", response_model=schemas.PaymentOrder, summary="A payment order")

@@ -1,0 +1,43 @@
+"""Benchmarks behind ``zanloop bench`` (what each figure means: benchmarks/README.md).
+
+``core`` runs, in one go: (a) verified WeChat Pay notifications settled per second through the
+HTTP API on SQLite, (b) batched ledger postings on SQLite beside the raw ``sqlite3`` ceiling,
+and (c) the same postings on PostgreSQL. ``notify``, ``ledger`` and ``postgres`` run a part.
+Every run checks its own results and fails (exit status 1) if they are wrong.
+"""
+
+from __future__ import annotations
+
+from zanloop.bench.core import run_core
+from zanloop.bench.report import Report
+
+BENCHES: dict[str, tuple[str, ...]] = {
+    "core": ("notify", "sqlite", "postgres"),
+    "notify": ("notify",),
+    "ledger": ("sqlite", "postgres"),
+    "sqlite": ("notify", "sqlite"),
+    "postgres": ("postgres",),
+}
+
+
+class BenchFailed(SystemExit):
+    """The benchmark's self-check found wrong results (exits with status 1)."""
+
+
+def run(what: str = "core", *, quick: bool = False) -> Report:
+    """Run a benchmark and return its report, without printing."""
+    if what not in BENCHES:
+        raise SystemExit(f"unknown benchmark {what!r}; choose one of: {', '.join(BENCHES)}")
+    return run_core(what, BENCHES[what], quick=quick)
+
+
+def run_bench(what: str, *, quick: bool = False) -> None:
+    """Run, print the table, and raise BenchFailed if the self-check did not pass."""
+    report = run(what, quick=quick)
+    print(report.render(), flush=True)
+    if not report.passed:
+        failed = ", ".join(c.name for c in report.checks if not c.ok)
+        raise BenchFailed(f"benchmark self-check failed: {failed}")
+
+
+__all__ = ["BENCHES", "BenchFailed", "run", "run_bench"]
