@@ -16,7 +16,8 @@ class JobStatus(StrEnum):
 
 def retry_delay(attempt: int, *, base_seconds: float = 2.0, cap_seconds: float = 3600.0) -> float:
     """Exponential backoff with full jitter (AWS architecture blog's variant)."""
-    ceiling = min(cap_seconds, base_seconds * 2 ** max(attempt - 1, 0))
+    # The exponent is bounded so a large attempt number cannot overflow the float maths.
+    ceiling = min(cap_seconds, base_seconds * 2 ** min(max(attempt - 1, 0), 64))
     return random.uniform(ceiling / 2, ceiling)
 
 

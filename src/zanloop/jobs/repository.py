@@ -48,9 +48,22 @@ def claim(
     )
     return list(
         session.scalars(
-            select(Job).where(Job.id.in_(ids)).order_by(Job.id).execution_options(populate_existing=True)
+            select(Job)
+            .where(Job.id.in_(ids))
+            .order_by(Job.id)
+            .execution_options(populate_existing=True)
         )
     )
+
+
+def renew(session: Session, job_id: int, worker_id: str, until: datetime) -> bool:
+    """Extend this worker's lease before it starts the job; False if another worker took it."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING.value)
+        .values(locked_until=until)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def finish(session: Session, job_id: int, worker_id: str, now: datetime) -> bool:
@@ -64,7 +77,12 @@ def finish(session: Session, job_id: int, worker_id: str, now: datetime) -> bool
 
 
 def fail(
-    session: Session, job_id: int, worker_id: str, error: str, retry_at: datetime | None, now: datetime
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    error: str,
+    retry_at: datetime | None,
+    now: datetime,
 ) -> None:
     values: dict[str, Any] = {"last_error": error[:4000], "locked_until": None, "locked_by": None}
     if retry_at is None:

@@ -16,6 +16,7 @@ from zanloop.db import Database
 from zanloop.jobs import domain, repository, service
 from zanloop.jobs.service import JobContext
 from zanloop.kit.clock import utcnow
+from zanloop.kit.ids import new_token
 from zanloop.ops import metrics
 
 log = structlog.get_logger(__name__)
@@ -26,7 +27,9 @@ class Worker:
         self.db = db
         self.settings = settings
         self.http = http or httpx.Client(timeout=settings.webhook_timeout_seconds)
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        # Unique per instance: leases tell workers apart by this id, and several workers may
+        # be built in one thread (or one thread's ident reused after it ends).
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_token(6)}"
         service.load_handlers()
 
     def schedule_periodic(self) -> None:
@@ -50,10 +53,20 @@ class Worker:
             )
             claimed = [(j.id, j.kind, dict(j.payload), j.attempts, j.max_attempts) for j in jobs]
         for job_id, kind, payload, attempt, max_attempts in claimed:
-            self._run(job_id, kind, payload, attempt, max_attempts)
+            # The batch shares one lease; renew it per job so a slow job early in the batch
+            # does not let another worker take (and run) the later ones while we also do.
+            if self._renew(job_id):
+                self._run(job_id, kind, payload, attempt, max_attempts)
         return len(claimed)
 
-    def _run(self, job_id: int, kind: str, payload: dict[str, object], attempt: int, max_attempts: int) -> None:
+    def _renew(self, job_id: int) -> bool:
+        until = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
+        with self.db.session() as session:
+            return repository.renew(session, job_id, self.worker_id, until)
+
+    def _run(
+        self, job_id: int, kind: str, payload: dict[str, object], attempt: int, max_attempts: int
+    ) -> None:
         handler = service.get_handler(kind)
         context = JobContext(settings=self.settings, http=self.http, db=self.db, attempt=attempt)
         try:
@@ -104,6 +117,8 @@ class Worker:
 def start_in_thread(db: Database, settings: Settings) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
     worker = Worker(db, settings)
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="zanloop-worker", daemon=True)
+    thread = threading.Thread(
+        target=worker.run_forever, args=(stop,), name="zanloop-worker", daemon=True
+    )
     thread.start()
     return thread, stop

@@ -20,6 +20,7 @@ def deliver(ctx: JobContext, session: Session, payload: dict[str, Any]) -> None:
     with ctx.db.read_session() as read:
         request = service.signed_request(read, delivery_id, utcnow())
     if request is None:
+        service.abandon(session, delivery_id)
         return
     status_code: int | None = None
     body: str | None = None

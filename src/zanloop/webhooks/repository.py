@@ -27,7 +27,9 @@ def enabled_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint]
 def list_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint]:
     return list(
         session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id).order_by(WebhookEndpoint.id)
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.tenant_id == tenant_id)
+            .order_by(WebhookEndpoint.id)
         )
     )
 
@@ -48,7 +50,9 @@ def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
 
 def get_message(session: Session, tenant_id: str, message_id: str) -> WebhookMessage | None:
     return session.scalar(
-        select(WebhookMessage).where(WebhookMessage.tenant_id == tenant_id, WebhookMessage.id == message_id)
+        select(WebhookMessage).where(
+            WebhookMessage.tenant_id == tenant_id, WebhookMessage.id == message_id
+        )
     )
 
 
@@ -67,7 +71,9 @@ def get_delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:
     return session.get(WebhookDelivery, delivery_id)
 
 
-def get_tenant_delivery(session: Session, tenant_id: str, delivery_id: str) -> WebhookDelivery | None:
+def get_tenant_delivery(
+    session: Session, tenant_id: str, delivery_id: str
+) -> WebhookDelivery | None:
     return session.scalar(
         select(WebhookDelivery).where(
             WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
@@ -100,7 +106,9 @@ def list_deliveries(
 def attempts_of(session: Session, delivery_id: str) -> list[WebhookAttempt]:
     return list(
         session.scalars(
-            select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id)
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
         )
     )
 

@@ -1,9 +1,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
+
+URL_MAX_LENGTH = 1000  # the column's length
+# Ids look like ``whe_01J...``; anything else (a NUL byte, say) cannot name a row.
+ID_PATTERN = r"^[A-Za-z0-9_]{1,40}$"
+# Event names and families: ``payment.succeeded``, ``payment.*``.
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.*-]{1,100}$"
+
+
+def _fits(url: AnyHttpUrl) -> AnyHttpUrl:
+    # Checked after normalisation (punycode, percent-encoding), which can lengthen a URL.
+    if len(str(url)) > URL_MAX_LENGTH:
+        raise ValueError(f"URL is longer than {URL_MAX_LENGTH} characters")
+    return url
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail at the database.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+EndpointUrl = Annotated[AnyHttpUrl, AfterValidator(_fits)]
+EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
+EventTypes = Annotated[list[EventType], Field(max_length=100)]
+Description = Annotated[str, Field(max_length=500), AfterValidator(_no_nul)]
 
 
 class EndpointCreate(BaseModel):
@@ -14,19 +40,19 @@ class EndpointCreate(BaseModel):
         },
     )
 
-    url: AnyHttpUrl
-    event_types: list[str] = Field(
+    url: EndpointUrl
+    event_types: EventTypes = Field(
         default_factory=list, description="Event types or families (`payment.*`); empty for all."
     )
-    description: str = Field(default="", max_length=500)
+    description: Description = ""
 
 
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
-    event_types: list[str] | None = None
-    description: str | None = Field(default=None, max_length=500)
+    url: EndpointUrl | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
     enabled: bool | None = None
 
 
@@ -87,4 +113,8 @@ class DeliveryDetail(Delivery):
 class ReplayCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    endpoint_id: str | None = Field(default=None, description="Only this endpoint; all interested if absent.")
+    endpoint_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="Only this endpoint; all interested if absent.",
+    )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from zanloop import events
-from zanloop.errors import NotFound
+from zanloop.errors import InvalidState, NotFound
 from zanloop.jobs import service as jobs
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
@@ -78,7 +78,9 @@ def list_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint]:
 def publish(session: Session, event: events.Event) -> WebhookMessage | None:
     """Record the event as a message and queue one delivery per interested endpoint."""
     endpoints = [
-        e for e in repository.enabled_endpoints(session, event.tenant_id) if domain.wants(e.event_types, event.name)
+        e
+        for e in repository.enabled_endpoints(session, event.tenant_id)
+        if domain.wants(e.event_types, event.name)
     ]
     if not endpoints:
         return None
@@ -109,7 +111,13 @@ def _queue_delivery(session: Session, message: WebhookMessage, endpoint_id: str)
         updated_at=now,
     )
     repository.add(session, delivery)
-    jobs.enqueue(session, DELIVER_JOB, {"delivery_id": delivery.id}, tenant_id=message.tenant_id, max_attempts=1)
+    jobs.enqueue(
+        session,
+        DELIVER_JOB,
+        {"delivery_id": delivery.id},
+        tenant_id=message.tenant_id,
+        max_attempts=1,
+    )
     return delivery
 
 
@@ -119,7 +127,10 @@ def replay(
     """Send a message again, with its original webhook-id so receivers can de-duplicate."""
     message = get_message(session, tenant_id, message_id)
     if endpoint_id is not None:
-        targets = [get_endpoint(session, tenant_id, endpoint_id).id]
+        endpoint = get_endpoint(session, tenant_id, endpoint_id)
+        if not endpoint.enabled:
+            raise InvalidState(f"webhook endpoint {endpoint_id} is disabled; enable it first")
+        targets = [endpoint.id]
     else:
         targets = [
             e.id
@@ -137,12 +148,14 @@ class SignedRequest:
 
 
 def signed_request(session: Session, delivery_id: str, now: datetime) -> SignedRequest | None:
+    """The request to send, or None when there is nothing to send: the delivery is finished
+    or its endpoint was disabled meanwhile (``abandon`` then closes it)."""
     delivery = repository.get_delivery(session, delivery_id)
     if delivery is None or delivery.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED):
         return None
     message = repository.get_message(session, delivery.tenant_id, delivery.message_id)
     endpoint = repository.get_endpoint(session, delivery.tenant_id, delivery.endpoint_id)
-    if message is None or endpoint is None:
+    if message is None or endpoint is None or not endpoint.enabled:
         return None
     body = json.dumps(message.payload, ensure_ascii=False, separators=(",", ":"))
     signature = Webhook(endpoint.secret).sign(msg_id=message.id, timestamp=now, data=body)
@@ -157,6 +170,30 @@ def signed_request(session: Session, delivery_id: str, now: datetime) -> SignedR
             "user-agent": "zanloop-webhooks/1",
         },
     )
+
+
+def abandon(session: Session, delivery_id: str) -> None:
+    """Close an open delivery that cannot be sent (its endpoint was disabled)."""
+    delivery = repository.get_delivery(session, delivery_id)
+    if delivery is None or delivery.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED):
+        return
+    endpoint = repository.get_endpoint(session, delivery.tenant_id, delivery.endpoint_id)
+    message = repository.get_message(session, delivery.tenant_id, delivery.message_id)
+    if endpoint is not None and endpoint.enabled and message is not None:
+        # Enabled again since the check: try once more instead of leaving it open for ever.
+        jobs.enqueue(
+            session,
+            DELIVER_JOB,
+            {"delivery_id": delivery.id},
+            tenant_id=delivery.tenant_id,
+            max_attempts=1,
+        )
+        return
+    delivery.status = DeliveryStatus.FAILED.value
+    delivery.next_attempt_at = None
+    delivery.last_error = "endpoint disabled; no further attempts" if message else "message gone"
+    delivery.updated_at = utcnow()
+    session.flush()
 
 
 def record_attempt(
@@ -224,7 +261,9 @@ def list_messages(
     return repository.list_messages(session, tenant_id, before_id, limit, event_type)
 
 
-def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
+def get_delivery(
+    session: Session, tenant_id: str, delivery_id: str
+) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
     delivery = repository.get_tenant_delivery(session, tenant_id, delivery_id)
     if delivery is None:
         raise NotFound(f"webhook delivery {delivery_id} not found")
@@ -242,5 +281,11 @@ def list_deliveries(
     status: str | None = None,
 ) -> list[WebhookDelivery]:
     return repository.list_deliveries(
-        session, tenant_id, before_id, limit, message_id=message_id, endpoint_id=endpoint_id, status=status
+        session,
+        tenant_id,
+        before_id,
+        limit,
+        message_id=message_id,
+        endpoint_id=endpoint_id,
+        status=status,
     )
