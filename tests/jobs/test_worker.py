@@ -143,6 +143,22 @@ def test_running_job_keeps_its_lease_until_it_expires(db: Database, worker: Work
     assert rerun.locked_by == worker.worker_id
 
 
+def test_an_abandoned_job_with_no_attempts_left_is_buried_not_rerun(
+    db: Database, worker: Worker
+) -> None:
+    job_id = enqueue(db, RECORD, {"n": 8}, max_attempts=1)
+    with db.session() as session:
+        repository.claim(session, "crashed-worker", utcnow(), 60, 10)
+    expire_lease(db, job_id)
+
+    assert worker.drain() == 0
+
+    assert ran.items == []
+    buried = job(db, job_id)
+    assert buried.status == domain.JobStatus.DEAD
+    assert buried.last_error is not None
+
+
 def test_a_worker_that_lost_its_lease_cannot_finish(
     db: Database, settings: Settings, worker: Worker
 ) -> None:

@@ -24,12 +24,22 @@ def claim(
 ) -> Sequence[Job]:
     """Take up to ``limit`` due jobs, including ones whose previous runner's lease ran out.
 
-    PostgreSQL skips rows another worker is claiming (SKIP LOCKED); on SQLite the write
+    A job whose runner vanished with no attempts left is buried (DEAD) rather than retried for
+    ever. PostgreSQL skips rows another worker is claiming (SKIP LOCKED); on SQLite the write
     transaction already holds the database lock."""
-    due = or_(
-        and_(Job.status == JobStatus.QUEUED.value, Job.run_at <= now),
-        and_(Job.status == JobStatus.RUNNING.value, Job.locked_until < now),
+    abandoned = and_(Job.status == JobStatus.RUNNING.value, Job.locked_until < now)
+    session.execute(
+        update(Job)
+        .where(abandoned, Job.attempts >= Job.max_attempts)
+        .values(
+            status=JobStatus.DEAD.value,
+            finished_at=now,
+            locked_by=None,
+            locked_until=None,
+            last_error="the worker running it stopped and no attempts are left",
+        )
     )
+    due = or_(and_(Job.status == JobStatus.QUEUED.value, Job.run_at <= now), abandoned)
     candidates = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(limit)
     if is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)

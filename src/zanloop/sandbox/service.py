@@ -26,6 +26,9 @@ from zanloop.sandbox.tables import (
 
 DELIVER_JOB = "sandbox.deliver_notification"
 SETTLE_REFUND_JOB = "sandbox.settle_refund"
+# A delivery schedules its own next attempt; the job itself is retried only when the handler
+# crashes (e.g. the database was briefly away), so the delivery is never left stranded.
+JOB_ATTEMPTS = 3
 
 
 # Keys ----------------------------------------------------------------------------------------
@@ -33,7 +36,9 @@ SETTLE_REFUND_JOB = "sandbox.settle_refund"
 
 def platform_key(session: Session) -> SandboxPlatformKey:
     """The sandbox's platform key pair, created on first use."""
-    key = session.scalar(select(SandboxPlatformKey).order_by(SandboxPlatformKey.created_at).limit(1))
+    key = session.scalar(
+        select(SandboxPlatformKey).order_by(SandboxPlatformKey.created_at).limit(1)
+    )
     if key is None:
         key = SandboxPlatformKey(
             key_id="PUB_KEY_ID_SANDBOX_" + uuid.uuid4().hex[:16].upper(),
@@ -57,7 +62,9 @@ def platform_public_key(session: Session) -> tuple[str, str]:
 
 def register_merchant(session: Session) -> SandboxMerchant:
     merchant = SandboxMerchant(
-        mchid=domain.new_mchid(), appid="wxsandbox" + uuid.uuid4().hex[:9], apiv3_key=domain.new_apiv3_key()
+        mchid=domain.new_mchid(),
+        appid="wxsandbox" + uuid.uuid4().hex[:9],
+        apiv3_key=domain.new_apiv3_key(),
     )
     session.add(merchant)
     session.flush()
@@ -91,7 +98,9 @@ def create_order(
     existing = session.get(SandboxOrder, (mchid, out_trade_no))
     if existing is not None:
         if existing.amount_fen != amount_fen or existing.payer_openid != payer_openid:
-            raise ProviderError("sandbox: INVALID_REQUEST out_trade_no reused with other parameters")
+            raise ProviderError(
+                "sandbox: INVALID_REQUEST out_trade_no reused with other parameters"
+            )
         return existing.prepay_id
     now = utcnow()
     order = SandboxOrder(
@@ -168,14 +177,18 @@ def close_order(session: Session, mchid: str, out_trade_no: str) -> None:
     order.trade_state = "CLOSED"
 
 
-def pay(session: Session, mchid: str, out_trade_no: str, payer_openid: str | None = None) -> dict[str, Any]:
+def pay(
+    session: Session, mchid: str, out_trade_no: str, payer_openid: str | None = None
+) -> dict[str, Any]:
     """The buyer pays: the order succeeds and a TRANSACTION.SUCCESS notification is queued."""
     order = _order(session, mchid, out_trade_no, lock=True)
     if order.trade_state != "NOTPAY":
         raise InvalidState(f"sandbox order {out_trade_no} is {order.trade_state}, not NOTPAY")
     now = utcnow()
     if order.expires_at < now:
-        raise InvalidState(f"sandbox order {out_trade_no} expired at {order.expires_at.isoformat()}")
+        raise InvalidState(
+            f"sandbox order {out_trade_no} expired at {order.expires_at.isoformat()}"
+        )
     if payer_openid and payer_openid != order.payer_openid:
         raise InvalidState("sandbox: this order was placed for another payer")
     order.trade_state = "SUCCESS"
@@ -183,7 +196,15 @@ def pay(session: Session, mchid: str, out_trade_no: str, payer_openid: str | Non
     order.success_time = now
     session.flush()
     resource = _order_resource(order)
-    _notify(session, order.mchid, order.notify_url, "TRANSACTION.SUCCESS", "transaction", "支付成功", resource)
+    _notify(
+        session,
+        order.mchid,
+        order.notify_url,
+        "TRANSACTION.SUCCESS",
+        "transaction",
+        "支付成功",
+        resource,
+    )
     return resource
 
 
@@ -251,7 +272,9 @@ def create_refund(
         return _refund_resource(existing)
     order = _order(session, mchid, out_trade_no, lock=True)
     if order.trade_state not in ("SUCCESS", "REFUND"):
-        raise ProviderError(f"sandbox: order {out_trade_no} is {order.trade_state}; nothing to refund")
+        raise ProviderError(
+            f"sandbox: order {out_trade_no} is {order.trade_state}; nothing to refund"
+        )
     if total_fen != order.amount_fen:
         raise ProviderError("sandbox: PARAM_ERROR total does not match the order")
     if order.refunded_fen + amount_fen > order.amount_fen:
@@ -350,7 +373,13 @@ def _notify(
         event_type=event_type,
         # The body, and so its id, stays the same across retries, as WeChat's does.
         body=notification_body(
-            _merchant(session, mchid), notification_id, event_type, original_type, summary, resource, now
+            _merchant(session, mchid),
+            notification_id,
+            event_type,
+            original_type,
+            summary,
+            resource,
+            now,
         ),
         status="PENDING",
         next_attempt_at=now,
@@ -358,7 +387,9 @@ def _notify(
     )
     session.add(notification)
     session.flush()
-    jobs.enqueue(session, DELIVER_JOB, {"notification_id": notification.id}, max_attempts=1)
+    jobs.enqueue(
+        session, DELIVER_JOB, {"notification_id": notification.id}, max_attempts=JOB_ATTEMPTS
+    )
     return notification
 
 
@@ -406,7 +437,7 @@ def record_attempt(
         DELIVER_JOB,
         {"notification_id": notification_id},
         run_at=notification.next_attempt_at,
-        max_attempts=1,
+        max_attempts=JOB_ATTEMPTS,
     )
 
 

@@ -19,6 +19,9 @@ from zanloop.webhooks.domain import DeliveryStatus
 from zanloop.webhooks.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 DELIVER_JOB = "webhooks.deliver"
+# A delivery schedules its own next attempt; the job itself is retried only when the handler
+# crashes (e.g. the database was briefly away), so the delivery is never left stranded.
+JOB_ATTEMPTS = 3
 
 
 def create_endpoint(
@@ -116,7 +119,7 @@ def _queue_delivery(session: Session, message: WebhookMessage, endpoint_id: str)
         DELIVER_JOB,
         {"delivery_id": delivery.id},
         tenant_id=message.tenant_id,
-        max_attempts=1,
+        max_attempts=JOB_ATTEMPTS,
     )
     return delivery
 
@@ -186,7 +189,7 @@ def abandon(session: Session, delivery_id: str) -> None:
             DELIVER_JOB,
             {"delivery_id": delivery.id},
             tenant_id=delivery.tenant_id,
-            max_attempts=1,
+            max_attempts=JOB_ATTEMPTS,
         )
         return
     delivery.status = DeliveryStatus.FAILED.value
@@ -243,7 +246,7 @@ def record_attempt(
         {"delivery_id": delivery_id},
         tenant_id=delivery.tenant_id,
         run_at=delivery.next_attempt_at,
-        max_attempts=1,
+        max_attempts=JOB_ATTEMPTS,
     )
     return DeliveryStatus.RETRYING
 
