@@ -127,9 +127,13 @@ class TenantHandle:
 
 @pytest.fixture
 def make_tenant(db: Database) -> Callable[..., TenantHandle]:
-    def make(name: str = "Test merchant", scopes: tuple[Scope, ...] = (Scope.ADMIN,)) -> TenantHandle:
+    def make(
+        name: str = "Test merchant", scopes: tuple[Scope, ...] = (Scope.ADMIN,)
+    ) -> TenantHandle:
         with db.session() as session:
-            tenant, issued = tenancy.create_tenant(session, name, TenantKind.MERCHANT, key_scopes=scopes)
+            tenant, issued = tenancy.create_tenant(
+                session, name, TenantKind.MERCHANT, key_scopes=scopes
+            )
         return TenantHandle(tenant.id, issued.plaintext)
 
     return make
@@ -143,7 +147,12 @@ def tenant(make_tenant: Callable[..., TenantHandle]) -> TenantHandle:
 @pytest.fixture
 def create_order(client: TestClient) -> Callable[..., dict[str, Any]]:
     def create(t: TenantHandle, amount_fen: int = 990, **fields: Any) -> dict[str, Any]:
-        body = {"amount_fen": amount_fen, "description": "Latte", "payer_openid": "o_buyer", **fields}
+        body = {
+            "amount_fen": amount_fen,
+            "description": "Latte",
+            "payer_openid": "o_buyer",
+            **fields,
+        }
         response = client.post("/v1/payments/orders", json=body, headers=t.write_headers())
         assert response.status_code == 201, response.text
         return dict(response.json())
