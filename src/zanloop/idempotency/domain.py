@@ -12,6 +12,8 @@ from zanloop.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Unproce
 
 MAX_KEY_LENGTH = 255
 LOCK_SECONDS = 60
+# How long a finished request's answer is kept for replays (Stripe keeps 24 hours).
+RETENTION_HOURS = 24
 
 
 class KeyStatus(StrEnum):

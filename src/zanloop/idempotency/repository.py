@@ -28,7 +28,9 @@ def get(session: Session, tenant_id: str, key: str) -> IdempotencyRecord | None:
     )
 
 
-def take_over(session: Session, tenant_id: str, key: str, now: datetime, locked_until: datetime) -> bool:
+def take_over(
+    session: Session, tenant_id: str, key: str, now: datetime, locked_until: datetime
+) -> bool:
     result = session.execute(
         update(IdempotencyRecord)
         .where(
@@ -46,7 +48,9 @@ def complete(session: Session, tenant_id: str, key: str, status_code: int, body:
     session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
-        .values(status="COMPLETED", response_status=status_code, response_body=body, locked_until=None)
+        .values(
+            status="COMPLETED", response_status=status_code, response_body=body, locked_until=None
+        )
     )
 
 
@@ -58,3 +62,12 @@ def release(session: Session, tenant_id: str, key: str) -> None:
             IdempotencyRecord.status == "IN_PROGRESS",
         )
     )
+
+
+def purge_completed(session: Session, before: datetime) -> int:
+    result = session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.status == "COMPLETED", IdempotencyRecord.created_at < before
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ A process that dies mid-request leaves a lock that expires; the next retry takes
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -52,7 +52,11 @@ def claim(db: Database, tenant_id: str, key: str, fingerprint: str) -> Replay | 
         if replay is not None:
             return replay
         if not repository.take_over(session, tenant_id, key, now, locked_until):
-            domain.on_repeat(Stored(stored.status, stored.fingerprint, None, None, locked_until), fingerprint, now)
+            domain.on_repeat(
+                Stored(stored.status, stored.fingerprint, None, None, locked_until),
+                fingerprint,
+                now,
+            )
         return None
 
 
@@ -63,3 +67,8 @@ def complete(session: Session, tenant_id: str, key: str, status_code: int, body:
 def release(db: Database, tenant_id: str, key: str) -> None:
     with db.session() as session:
         repository.release(session, tenant_id, key)
+
+
+def purge(session: Session, now: datetime) -> int:
+    """Forget finished keys after the retention window: a retry that late is a new request."""
+    return repository.purge_completed(session, now - timedelta(hours=domain.RETENTION_HOURS))
