@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import is_postgres
 from tests.jobs.conftest import (
     FLAKY,
     FOLLOW_UP,
@@ -255,7 +256,9 @@ def test_concurrent_workers_run_each_job_exactly_once(
 
     assert sorted(ran.items) == list(range(jobs))
     assert sum(counts) == jobs
-    assert sum(1 for count in counts if count) > 1, "the workers did not share the work"
+    if is_postgres():
+        # SQLite serialises writers, so there one worker may legitimately take everything.
+        assert sum(1 for count in counts if count) > 1, "the workers did not share the work"
     finished = jobs_of(db, RECORD)
     assert {j.status for j in finished} == {domain.JobStatus.DONE}
     assert {j.attempts for j in finished} == {1}

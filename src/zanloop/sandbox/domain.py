@@ -10,7 +10,21 @@ CHINA_TZ = timezone(timedelta(hours=8))
 # WeChat Pay retries an unacknowledged notification after these delays (seconds): 15 retries,
 # about 24 hours in all.
 RETRY_SCHEDULE_SECONDS = (
-    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+    15,
+    15,
+    30,
+    180,
+    600,
+    1200,
+    1800,
+    1800,
+    1800,
+    3600,
+    10800,
+    10800,
+    10800,
+    21600,
+    21600,
 )
 
 
@@ -35,11 +49,15 @@ def new_apiv3_key() -> str:
 
 
 def new_transaction_id(now: datetime) -> str:
-    return "42000" + now.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(15))
+    return (
+        "42000" + now.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(15))
+    )
 
 
 def new_refund_id(now: datetime) -> str:
-    return "50300" + now.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(15))
+    return (
+        "50300" + now.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(15))
+    )
 
 
 def new_prepay_id(now: datetime) -> str:

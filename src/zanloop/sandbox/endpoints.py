@@ -20,7 +20,9 @@ from zanloop.tenancy.domain import Principal, Scope
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEM_RESPONSES)
 Caller = Annotated[Principal, Depends(require(Scope.MERCHANT, Scope.APP))]
-BuyerWriter = Annotated[Writer, Depends(writer(require(Scope.MERCHANT, Scope.APP), key_required=False))]
+BuyerWriter = Annotated[
+    Writer, Depends(writer(require(Scope.MERCHANT, Scope.APP), key_required=False))
+]
 
 
 def _sandbox_mchid(session: Session, tenant_id: str) -> str:
@@ -58,7 +60,11 @@ def fail(out_trade_no: str, write: BuyerWriter) -> Response:
     )
 
 
-@router.get("/orders/{out_trade_no}", response_model=schemas.SandboxOrder, summary="The sandbox's view of an order")
+@router.get(
+    "/orders/{out_trade_no}",
+    response_model=schemas.SandboxOrder,
+    summary="The sandbox's view of an order",
+)
 def get_order(out_trade_no: str, session: ReadSession, principal: Caller) -> schemas.SandboxOrder:
     data = service.query_order(session, _sandbox_mchid(session, principal.tenant_id), out_trade_no)
     if data is None:
@@ -68,7 +74,9 @@ def get_order(out_trade_no: str, session: ReadSession, principal: Caller) -> sch
     return schemas.SandboxOrder(resource=data)
 
 
-@router.get("/platform-key", response_model=schemas.PlatformKey, summary="The sandbox platform public key")
+@router.get(
+    "/platform-key", response_model=schemas.PlatformKey, summary="The sandbox platform public key"
+)
 def platform_key(session: ReadSession, principal: Caller) -> schemas.PlatformKey:
     key_id, pem = service.platform_public_key(session)
     return schemas.PlatformKey(public_key_id=key_id, public_key_pem=pem)
@@ -81,4 +89,7 @@ def platform_key(session: ReadSession, principal: Caller) -> schemas.PlatformKey
 )
 def notifications(session: ReadSession, principal: Caller) -> list[schemas.SandboxNotification]:
     mchid = _sandbox_mchid(session, principal.tenant_id)
-    return [schemas.SandboxNotification.model_validate(n) for n in service.list_notifications(session, mchid)]
+    return [
+        schemas.SandboxNotification.model_validate(n)
+        for n in service.list_notifications(session, mchid)
+    ]

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class SandboxPay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    payer_openid: str | None = Field(default=None, description="Must match the order's payer if given.")
+    payer_openid: str | None = Field(
+        default=None, description="Must match the order's payer if given."
+    )
 
 
 class SandboxOrder(BaseModel):
