@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -112,6 +115,37 @@ def test_fingerprint_ignores_leg_order_description_and_metadata() -> None:
 )
 def test_fingerprint_changes_with_content(other: TransferRequest) -> None:
     assert _request(("a", -5), ("b", 5)).fingerprint() != other.fingerprint()
+
+
+def _stored_fingerprint(request: TransferRequest) -> str:
+    """The fingerprint as every transfer posted so far stored it: SHA-256 of this JSON."""
+    body = {
+        "asset": request.asset.value,
+        "legs": sorted((leg.owner, leg.amount) for leg in request.legs),
+        "kind": request.kind.value,
+        "reverses": request.reverses_id,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@given(
+    legs=st.lists(
+        st.tuples(st.text(min_size=1), st.integers(-MAX_AMOUNT, MAX_AMOUNT)), min_size=2, max_size=5
+    ),
+    asset=st.sampled_from(Asset),
+    kind=st.sampled_from(TransferKind),
+    reverses_id=st.none() | st.text(max_size=40),
+)
+def test_fingerprint_is_the_one_stored_so_far(
+    legs: list[tuple[str, int]], asset: Asset, kind: TransferKind, reverses_id: str | None
+) -> None:
+    """Replays of transfers posted before the fingerprint was written out by hand still match:
+    owners with quotes, backslashes, control characters or non-ASCII text included."""
+    request = TransferRequest(
+        "t1", asset, tuple(Leg(o, a) for o, a in legs), kind=kind, reverses_id=reverses_id
+    )
+
+    assert request.fingerprint() == _stored_fingerprint(request)
 
 
 # Planning -----------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from tests.ledger.helpers import BANK, Books
 from zanloop.errors import (
@@ -15,7 +17,7 @@ from zanloop.errors import (
     Unprocessable,
 )
 from zanloop.kit.money import Asset
-from zanloop.ledger import service
+from zanloop.ledger import repository, service
 from zanloop.ledger.domain import Leg, TransferRequest, two_party
 
 
@@ -335,3 +337,135 @@ def test_reversals_are_per_tenant(make_books: Callable[[], Books]) -> None:
         theirs.reverse("t1", "r1")
 
     assert ours.balance("bob").balance == 60
+
+
+# What posting writes ------------------------------------------------------------------------
+
+
+def test_a_replay_returns_the_transfer_as_it_was_posted(books: Books) -> None:
+    books.open_bank()
+    request = TransferRequest(
+        "meta",
+        Asset.CNY,
+        (Leg(BANK, -5), Leg("alice", 5)),
+        description="with metadata",
+        metadata={"order": "o-1", "n": [1, 2], "name": "café"},
+    )
+    first = _post_batch(books, request)[0]
+
+    again = _post_batch(books, request)[0]
+
+    assert again.replayed
+    assert again.transfer == first.transfer
+    assert again.transfer.created_at.utcoffset() == timedelta(0)
+
+
+def test_posted_rows_read_back_through_sqlalchemy_as_posted(books: Books) -> None:
+    """Transfers are written at the driver level; SQLAlchemy must read them as its own."""
+    books.open_bank()
+    books.open_bank(Asset.POINTS)
+    posted = _post_batch(
+        books,
+        TransferRequest("plain", Asset.CNY, (Leg(BANK, -3), Leg("alice", 3))),
+        TransferRequest(
+            "rich", Asset.POINTS, (Leg(BANK, -4), Leg("bob", 4)), "d", {"k": ["v", None]}
+        ),
+    )
+
+    with books.db.read_session() as session:
+        for p in posted:
+            assert service.get_transfer(session, books.tenant_id, p.transfer.transfer_id) == (
+                p.transfer
+            )
+        entries = service.entries(session, books.tenant_id, "bob", Asset.POINTS, None, 10)
+        assert [(e.amount, e.balance_after, t) for e, t in entries] == [(4, 4, "rich")]
+        assert entries[0][0].created_at == posted[1].transfer.created_at
+
+
+def test_a_batch_larger_than_one_query_posts_and_replays(books: Books) -> None:
+    """Over 1,000 transfer ids and owners: the lookups go in several queries on SQLite."""
+    books.open_bank()
+    requests = [two_party(f"many-{i}", Asset.CNY, BANK, f"owner-{i}", 1) for i in range(1_200)]
+
+    first = _post_batch(books, *requests)
+    again = _post_batch(books, *requests)
+
+    assert not any(p.replayed for p in first)
+    assert all(p.replayed for p in again)
+    assert [p.transfer.id for p in again] == [p.transfer.id for p in first]
+    assert books.balance(BANK).balance == -1_200
+    assert books.balance("owner-1199").balance == 1
+
+
+def test_posting_refreshes_accounts_already_loaded_in_the_session(books: Books) -> None:
+    with books.db.session() as session:
+        bank = service.open_account(session, books.tenant_id, BANK, Asset.CNY, True)
+        service.post(session, books.tenant_id, two_party("t1", Asset.CNY, BANK, "alice", 7))
+
+        assert bank.balance == -7
+
+
+def test_a_database_error_while_writing_leaves_the_callers_transaction_usable(
+    books: Books, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    books.fund("alice", 100)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    with books.db.session() as session:
+        service.post(session, books.tenant_id, two_party("ok", Asset.CNY, "alice", "bob", 10))
+        with monkeypatch.context() as patch:
+            patch.setattr(repository, "insert_entries", broken)
+            with pytest.raises(RuntimeError):
+                service.post(
+                    session, books.tenant_id, two_party("lost", Asset.CNY, "alice", "bob", 20)
+                )
+
+    assert _balances(books, "alice", "bob") == {"alice": 90, "bob": 10}
+    assert _transfer_exists(books, "ok")
+    assert not _transfer_exists(books, "lost")
+
+
+def _statements_of(books: Books, action: Callable[[], object]) -> list[str]:
+    """The first word of each statement ``action`` sends, from its savepoint on."""
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(books.db.engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(books.db.engine, "before_cursor_execute", record)
+    return statements[statements.index("SAVEPOINT") :]
+
+
+def test_a_single_post_to_existing_accounts_takes_seven_statements(books: Books) -> None:
+    """The path every payment takes: savepoint, look up the id, lock the accounts, insert the
+    transfer, insert the entries, update the balances, release."""
+    books.fund("alice", 100)
+    books.transfer("t1", "alice", "bob", 10)
+
+    statements = _statements_of(books, lambda: books.transfer("t2", "alice", "bob", 10))
+
+    assert statements == ["SAVEPOINT", "SELECT", "SELECT", "INSERT", "INSERT", "UPDATE", "RELEASE"]
+
+
+def test_a_post_to_a_new_account_opens_it_with_one_more_statement(books: Books) -> None:
+    books.fund("alice", 100)
+
+    statements = _statements_of(books, lambda: books.transfer("t1", "alice", "newcomer", 10))
+
+    assert statements == [
+        "SAVEPOINT",
+        "SELECT",
+        "SELECT",
+        "INSERT",  # the new account, locked as it is opened
+        "INSERT",
+        "INSERT",
+        "UPDATE",
+        "RELEASE",
+    ]
+    assert books.balance("newcomer").balance == 10

@@ -11,8 +11,8 @@ from zanloop.http.writes import Writer, writer
 from zanloop.kit.money import Asset
 from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
 from zanloop.ledger import schemas, service
-from zanloop.ledger.domain import Leg, TransferRequest
-from zanloop.ledger.tables import LedgerAccount, LedgerHold, LedgerTransfer
+from zanloop.ledger.domain import Leg, Transfer, TransferRequest
+from zanloop.ledger.tables import LedgerAccount, LedgerHold
 from zanloop.tenancy.domain import Principal, Scope
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=PROBLEM_RESPONSES)
@@ -33,7 +33,7 @@ def _request(body: schemas.TransferCreate) -> TransferRequest:
     )
 
 
-def _transfer(session: Session, transfer: LedgerTransfer, replayed: bool = False) -> schemas.Transfer:
+def _transfer(session: Session, transfer: Transfer, replayed: bool = False) -> schemas.Transfer:
     return schemas.Transfer(
         id=transfer.id,
         transfer_id=transfer.transfer_id,
@@ -43,8 +43,11 @@ def _transfer(session: Session, transfer: LedgerTransfer, replayed: bool = False
         kind=transfer.kind,
         reverses_id=service.reversed_transfer_id(session, transfer),
         description=transfer.description,
-        metadata=transfer.metadata_,
-        legs=[schemas.Leg(owner=leg.owner, amount=leg.amount) for leg in service.transfer_legs(session, transfer)],
+        metadata=transfer.metadata,
+        legs=[
+            schemas.Leg(owner=leg.owner, amount=leg.amount)
+            for leg in service.transfer_legs(session, transfer)
+        ],
         created_at=transfer.created_at,
         replayed=replayed,
     )
@@ -80,7 +83,9 @@ def _hold(session: Session, hold: LedgerHold) -> schemas.Hold:
     )
 
 
-@router.post("/transfers", response_model=schemas.Transfer, status_code=201, summary="Post a transfer")
+@router.post(
+    "/transfers", response_model=schemas.Transfer, status_code=201, summary="Post a transfer"
+)
 def post_transfer(body: schemas.TransferCreate, write: MoneyWriter) -> Response:
     def work(session: Session) -> schemas.Transfer:
         posted = service.post(session, write.tenant_id, _request(body))
@@ -103,8 +108,12 @@ def post_batch(body: schemas.TransferBatchCreate, write: MoneyWriter) -> Respons
     return write(work, status_code=201)  # type: ignore[arg-type]
 
 
-@router.get("/transfers/{transfer_id}", response_model=schemas.Transfer, summary="A transfer and its legs")
-def get_transfer(transfer_id: PathText, session: ReadSession, principal: Reader) -> schemas.Transfer:
+@router.get(
+    "/transfers/{transfer_id}", response_model=schemas.Transfer, summary="A transfer and its legs"
+)
+def get_transfer(
+    transfer_id: PathText, session: ReadSession, principal: Reader
+) -> schemas.Transfer:
     return _transfer(session, service.get_transfer(session, principal.tenant_id, transfer_id))
 
 
@@ -114,7 +123,9 @@ def get_transfer(transfer_id: PathText, session: ReadSession, principal: Reader)
     status_code=201,
     summary="Reverse a transfer, wholly or partly",
 )
-def reverse_transfer(transfer_id: PathText, body: schemas.ReversalCreate, write: MoneyWriter) -> Response:
+def reverse_transfer(
+    transfer_id: PathText, body: schemas.ReversalCreate, write: MoneyWriter
+) -> Response:
     def work(session: Session) -> schemas.Transfer:
         posted = service.reverse(
             session, write.tenant_id, transfer_id, body.reversal_id, body.amount, body.description
@@ -124,11 +135,15 @@ def reverse_transfer(transfer_id: PathText, body: schemas.ReversalCreate, write:
     return write(work, status_code=201)
 
 
-@router.post("/accounts", response_model=schemas.Account, status_code=201, summary="Open an account")
+@router.post(
+    "/accounts", response_model=schemas.Account, status_code=201, summary="Open an account"
+)
 def open_account(body: schemas.AccountCreate, write: MoneyWriter) -> Response:
     return write(
         lambda session: _account(
-            service.open_account(session, write.tenant_id, body.owner, body.asset, body.overdraft_allowed)
+            service.open_account(
+                session, write.tenant_id, body.owner, body.asset, body.overdraft_allowed
+            )
         ),
         status_code=201,
     )
@@ -144,15 +159,26 @@ def list_accounts(
     return Page(data=[_account(a) for a in accounts], next_cursor=next_cursor)
 
 
-@router.get("/balances/{owner}", response_model=schemas.Balance, summary="Balance of an owner's account")
-def get_balance(owner: PathText, session: ReadSession, principal: Reader, asset: Asset = Asset.CNY) -> schemas.Balance:
+@router.get(
+    "/balances/{owner}", response_model=schemas.Balance, summary="Balance of an owner's account"
+)
+def get_balance(
+    owner: PathText, session: ReadSession, principal: Reader, asset: Asset = Asset.CNY
+) -> schemas.Balance:
     b = service.balance(session, principal.tenant_id, owner, asset)
     return schemas.Balance(
-        owner=b.owner, asset=b.asset, balance=b.balance, pending_out=b.pending_out, pending_in=b.pending_in, available=b.available
+        owner=b.owner,
+        asset=b.asset,
+        balance=b.balance,
+        pending_out=b.pending_out,
+        pending_in=b.pending_in,
+        available=b.available,
     )
 
 
-@router.get("/balances/{owner}/entries", response_model=Page[schemas.Entry], summary="Entries, newest first")
+@router.get(
+    "/balances/{owner}/entries", response_model=Page[schemas.Entry], summary="Entries, newest first"
+)
 def list_entries(
     owner: PathText,
     session: ReadSession,
@@ -165,13 +191,24 @@ def list_entries(
     rows = service.entries(session, principal.tenant_id, owner, asset, before, limit + 1)
     page, next_cursor = split_page(rows, limit, lambda row: row[0].id)
     data = [
-        schemas.Entry(id=e.id, transfer_id=t, amount=e.amount, balance_after=e.balance_after, created_at=e.created_at)
+        schemas.Entry(
+            id=e.id,
+            transfer_id=t,
+            amount=e.amount,
+            balance_after=e.balance_after,
+            created_at=e.created_at,
+        )
         for e, t in page
     ]
     return Page(data=data, next_cursor=next_cursor)
 
 
-@router.post("/holds", response_model=schemas.Hold, status_code=201, summary="Place a hold (pending transfer)")
+@router.post(
+    "/holds",
+    response_model=schemas.Hold,
+    status_code=201,
+    summary="Place a hold (pending transfer)",
+)
 def place_hold(body: schemas.HoldCreate, write: MoneyWriter) -> Response:
     def work(session: Session) -> schemas.Hold:
         hold, _ = service.place_hold(
@@ -196,11 +233,17 @@ def get_hold(hold_id: PathText, session: ReadSession, principal: Reader) -> sche
 
 
 @router.post("/holds/{hold_id}/post", response_model=schemas.Hold, summary="Post a hold")
-def post_hold(hold_id: PathText, write: MoneyWriter, body: schemas.HoldPost | None = None) -> Response:
+def post_hold(
+    hold_id: PathText, write: MoneyWriter, body: schemas.HoldPost | None = None
+) -> Response:
     amount = body.amount if body else None
-    return write(lambda session: _hold(session, service.post_hold(session, write.tenant_id, hold_id, amount)))
+    return write(
+        lambda session: _hold(session, service.post_hold(session, write.tenant_id, hold_id, amount))
+    )
 
 
 @router.post("/holds/{hold_id}/void", response_model=schemas.Hold, summary="Void a hold")
 def void_hold(hold_id: PathText, write: MoneyWriter) -> Response:
-    return write(lambda session: _hold(session, service.void_hold(session, write.tenant_id, hold_id)))
+    return write(
+        lambda session: _hold(session, service.void_hold(session, write.tenant_id, hold_id))
+    )

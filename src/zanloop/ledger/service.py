@@ -2,15 +2,22 @@
 
 Every function flushes inside a savepoint and never commits: a refused posting leaves the
 caller's transaction as it was, and the caller commits at its edge.
+
+Posting looks the transfer ids up first and inserts only the new ones. On PostgreSQL another
+transaction may insert one of those ids in between; the insert then fails on the unique
+constraint (after waiting for that transaction to commit), the savepoint is rolled back and
+the posting runs once more, now finding the id posted: a replay or a conflict, never twice.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zanloop.errors import DuplicateConflict, NotFound, Unprocessable
@@ -22,16 +29,29 @@ from zanloop.ledger.domain import (
     AccountState,
     HoldStatus,
     Leg,
+    Transfer,
     TransferKind,
     TransferRequest,
 )
-from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransfer
+from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Posted:
-    transfer: LedgerTransfer
+class Posted(NamedTuple):
+    transfer: Transfer
     replayed: bool
+
+
+def _in_savepoint(session: Session, work: Callable[[], T]) -> T:
+    """Run ``work`` in a savepoint, and once more if it lost a race to insert a transfer id
+    (IntegrityError; see the module docstring)."""
+    try:
+        with session.begin_nested():
+            return work()
+    except IntegrityError:
+        with session.begin_nested():
+            return work()
 
 
 def post(session: Session, tenant_id: str, request: TransferRequest) -> Posted:
@@ -45,99 +65,105 @@ def post_many(
     (returned, not posted again); with other content it is a DuplicateConflict."""
     for request in requests:
         domain.validate(request)
-    ids = [r.transfer_id for r in requests]
-    if len(set(ids)) != len(ids):
+    ids = {r.transfer_id for r in requests}
+    if len(ids) != len(requests):
         raise Unprocessable("a batch may not repeat a transfer_id", field="transfers")
-    with session.begin_nested():
-        return _post_many(session, tenant_id, requests)
+    return _in_savepoint(session, lambda: _post_many(session, tenant_id, requests))
 
 
 def _post_many(
     session: Session, tenant_id: str, requests: Sequence[TransferRequest]
 ) -> list[Posted]:
-    now = utcnow()
-    rows = {
-        r.transfer_id: {
-            "id": new_id("trf"),
-            "tenant_id": tenant_id,
-            "transfer_id": r.transfer_id,
-            "asset": r.asset.value,
-            "amount": r.amount,
-            "reversed_amount": 0,
-            "kind": r.kind.value,
-            "reverses_id": r.reverses_id,
-            "fingerprint": r.fingerprint(),
-            "description": r.description,
-            "metadata": r.metadata,
-            "created_at": now,
-        }
-        for r in requests
-    }
-    inserted = repository.insert_new_transfers(session, list(rows.values()))
-    replays = {
+    existing = {
         t.transfer_id: t
-        for t in repository.get_transfers(
-            session, tenant_id, [i for i in rows if i not in inserted]
-        )
-    } if len(inserted) < len(rows) else {}
-    for transfer_id, existing in replays.items():
-        if existing.fingerprint != rows[transfer_id]["fingerprint"]:
-            raise DuplicateConflict(
-                f"transfer_id {transfer_id} was already posted with different content"
-            )
-
-    fresh = [r for r in requests if r.transfer_id in inserted]
-    by_asset: dict[Asset, list[TransferRequest]] = defaultdict(list)
-    for r in fresh:
-        by_asset[r.asset].append(r)
-    for asset, batch in by_asset.items():
-        _apply(session, tenant_id, asset, batch, {i: str(rows[i]["id"]) for i in inserted}, now)
-
+        for t in repository.find_transfers(session, tenant_id, [r.transfer_id for r in requests])
+    }
+    now = utcnow()
     results: list[Posted] = []
-    fresh_objects = {
-        t.transfer_id: t for t in repository.get_transfers(session, tenant_id, list(inserted))
-    } if inserted else {}
+    # New transfers and their requests, side by side.
+    fresh: list[Transfer] = []
+    fresh_requests: list[TransferRequest] = []
     for r in requests:
-        if r.transfer_id in inserted:
-            results.append(Posted(fresh_objects[r.transfer_id], replayed=False))
+        fingerprint = r.fingerprint()
+        posted = existing.get(r.transfer_id)
+        if posted is None:
+            transfer = Transfer(
+                new_id("trf"),
+                tenant_id,
+                r.transfer_id,
+                r.asset.value,
+                r.amount,
+                0,
+                r.kind.value,
+                r.reverses_id,
+                fingerprint,
+                r.description,
+                r.metadata,
+                now,
+            )
+            fresh.append(transfer)
+            fresh_requests.append(r)
+            results.append(Posted(transfer, replayed=False))
+        elif posted.fingerprint != fingerprint:
+            raise DuplicateConflict(
+                f"transfer_id {r.transfer_id} was already posted with different content"
+            )
         else:
-            results.append(Posted(replays[r.transfer_id], replayed=True))
+            results.append(Posted(posted, replayed=True))
+    if fresh:
+        _apply(session, tenant_id, fresh_requests, fresh, now)
     return results
 
 
 def _apply(
     session: Session,
     tenant_id: str,
-    asset: Asset,
-    batch: list[TransferRequest],
-    transfer_pks: dict[str, str],
+    requests: list[TransferRequest],
+    transfers: list[Transfer],
     now: datetime,
 ) -> None:
+    """Plan every entry first (so a refused batch writes nothing), then write the transfers,
+    the entries and the balances with one statement (or executemany) each."""
+    by_asset: dict[Asset, list[int]] = defaultdict(list)
+    for index, r in enumerate(requests):
+        by_asset[r.asset].append(index)
+    plans: list[tuple[list[str], list[domain.PlannedEntry]]] = []
+    balances: dict[str, int] = {}
+    # Assets in one order, accounts in id order within each: concurrent postings lock alike.
+    for asset in sorted(by_asset):
+        indexes = by_asset[asset]
+        batch = [requests[i] for i in indexes]
+        states = _lock_accounts(session, tenant_id, asset, batch)
+        plans.append(([transfers[i].id for i in indexes], domain.plan_entries(batch, states)))
+        balances.update((s.account_id, s.balance) for s in states.values())
+    # Ids in one order too: two batches inserting the same ids do not deadlock on PostgreSQL.
+    repository.insert_transfers(session, tenant_id, now, sorted(transfers, key=_by_transfer_id))
+    for transfer_pks, planned in plans:
+        repository.insert_entries(session, tenant_id, now, transfer_pks, planned)
+    repository.set_balances(session, balances)
+
+
+def _by_transfer_id(transfer: Transfer) -> str:
+    return transfer.transfer_id
+
+
+def _lock_accounts(
+    session: Session, tenant_id: str, asset: Asset, requests: list[TransferRequest]
+) -> dict[str, AccountState]:
+    """The accounts the requests touch, locked, opening the missing ones."""
     overdraft: dict[str, bool] = {}
-    for r in batch:
+    for r in requests:
         for leg in r.legs:
             overdraft[leg.owner] = overdraft.get(leg.owner, False) or leg.overdraft_allowed
-    repository.ensure_accounts(session, tenant_id, asset.value, overdraft)
-    states = {
-        a.owner: AccountState(a.id, a.owner, a.balance, a.pending_out, a.overdraft_allowed)
-        for a in repository.lock_accounts(session, tenant_id, asset.value, overdraft)
-    }
-    planned = domain.plan_entries(batch, states)
-    repository.insert_entries(
-        session,
-        [
-            {
-                "tenant_id": tenant_id,
-                "transfer_pk": transfer_pks[batch[p.transfer_index].transfer_id],
-                "account_id": p.account_id,
-                "amount": p.amount,
-                "balance_after": p.balance_after,
-                "created_at": now,
-            }
-            for p in planned
-        ],
-    )
-    repository.set_balances(session, {s.account_id: s.balance for s in states.values()})
+    states = repository.lock_account_states(session, tenant_id, asset.value, overdraft)
+    if len(states) < len(overdraft):
+        missing = {o: allowed for o, allowed in overdraft.items() if o not in states}
+        # Opened here means locked here (the rows are ours until commit).
+        states.update(repository.ensure_accounts(session, tenant_id, asset.value, missing))
+        if len(states) < len(overdraft):
+            # Another transaction opened some of them since the lookup.
+            states = repository.lock_account_states(session, tenant_id, asset.value, overdraft)
+    return states
 
 
 def reverse(
@@ -150,6 +176,20 @@ def reverse(
 ) -> Posted:
     """Undo all of a transfer, or part of a two-party one. Reversals add up and never exceed
     the original; the same reversal_id posts once."""
+    return _in_savepoint(
+        session,
+        lambda: _reverse(session, tenant_id, transfer_id, reversal_id, amount, description),
+    )
+
+
+def _reverse(
+    session: Session,
+    tenant_id: str,
+    transfer_id: str,
+    reversal_id: str,
+    amount: int | None,
+    description: str,
+) -> Posted:
     original = repository.get_transfer(session, tenant_id, transfer_id)
     if original is None:
         raise NotFound(f"transfer {transfer_id} not found")
@@ -177,10 +217,9 @@ def reverse(
         reverses_id=original.id,
     )
     domain.validate(request)
-    with session.begin_nested():
-        posted = _post_many(session, tenant_id, [request])[0]
-        if not posted.replayed and not repository.add_reversed(session, original.id, wanted):
-            raise Unprocessable("the reversal exceeds what is left of the transfer", field="amount")
+    posted = _post_many(session, tenant_id, [request])[0]
+    if not posted.replayed and not repository.add_reversed(session, original.id, wanted):
+        raise Unprocessable("the reversal exceeds what is left of the transfer", field="amount")
     return posted
 
 
@@ -206,7 +245,11 @@ def balance(session: Session, tenant_id: str, owner: str, asset: Asset) -> Balan
 
 def _balance(account: LedgerAccount) -> Balance:
     return Balance(
-        account.owner, Asset(account.asset), account.balance, account.pending_out, account.pending_in
+        account.owner,
+        Asset(account.asset),
+        account.balance,
+        account.pending_out,
+        account.pending_in,
     )
 
 
@@ -234,14 +277,14 @@ def entries(
     return repository.list_entries(session, account.id, before_id, limit)
 
 
-def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> LedgerTransfer:
+def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer:
     transfer = repository.get_transfer(session, tenant_id, transfer_id)
     if transfer is None:
         raise NotFound(f"transfer {transfer_id} not found")
     return transfer
 
 
-def reversed_transfer_id(session: Session, transfer: LedgerTransfer) -> str | None:
+def reversed_transfer_id(session: Session, transfer: Transfer) -> str | None:
     """The transfer id of what ``transfer`` reverses, if it is a reversal."""
     if transfer.reverses_id is None:
         return None
@@ -249,7 +292,7 @@ def reversed_transfer_id(session: Session, transfer: LedgerTransfer) -> str | No
     return transfer.reverses_id if original is None else original.transfer_id
 
 
-def transfer_legs(session: Session, transfer: LedgerTransfer) -> list[Leg]:
+def transfer_legs(session: Session, transfer: Transfer) -> list[Leg]:
     return [Leg(o, a) for o, a in repository.transfer_legs(session, transfer.id)]
 
 
@@ -281,10 +324,14 @@ def place_hold(
         raise Unprocessable("a hold moves between two different owners", field="to_owner")
     fingerprint = domain.hold_fingerprint(asset, from_owner, to_owner, amount)
     with session.begin_nested():
-        repository.ensure_accounts(session, tenant_id, asset.value, {from_owner: False, to_owner: False})
+        repository.ensure_accounts(
+            session, tenant_id, asset.value, {from_owner: False, to_owner: False}
+        )
         accounts = {
             a.owner: a
-            for a in repository.lock_accounts(session, tenant_id, asset.value, [from_owner, to_owner])
+            for a in repository.lock_accounts(
+                session, tenant_id, asset.value, [from_owner, to_owner]
+            )
         }
         source, target = accounts[from_owner], accounts[to_owner]
         inserted = repository.insert_hold(
@@ -328,36 +375,44 @@ def post_hold(
 ) -> LedgerHold:
     """Turn a hold into a posted transfer of ``amount`` (all of it by default); the rest is
     released. Posting an already posted hold returns it unchanged."""
-    with session.begin_nested():
-        hold = _locked_hold(session, tenant_id, hold_id)
-        if hold.status == HoldStatus.POSTED.value:
-            return hold
-        to_post = domain.check_hold_postable(HoldStatus(hold.status), hold.amount, amount)
-        _release(session, hold)
-        source = repository.account_by_id(session, hold.from_account_id)
-        target = repository.account_by_id(session, hold.to_account_id)
-        assert source is not None and target is not None
-        posted = _post_many(
-            session,
-            tenant_id,
-            [
-                domain.two_party(
-                    domain.hold_transfer_id(hold_id),
-                    Asset(hold.asset),
-                    source.owner,
-                    target.owner,
-                    to_post,
-                    kind=TransferKind.HOLD_POST,
-                    description=hold.description,
-                )
-            ],
-        )[0]
-        if not repository.resolve_hold(
-            session, hold.id, HoldStatus.POSTED.value, to_post, posted.transfer.id
-        ):
-            raise Unprocessable("the hold was settled concurrently", field="hold_id")
-    session.refresh(hold)
+    hold, changed = _in_savepoint(session, lambda: _post_hold(session, tenant_id, hold_id, amount))
+    if changed:
+        session.refresh(hold)
     return hold
+
+
+def _post_hold(
+    session: Session, tenant_id: str, hold_id: str, amount: int | None
+) -> tuple[LedgerHold, bool]:
+    hold = _locked_hold(session, tenant_id, hold_id)
+    if hold.status == HoldStatus.POSTED.value:
+        return hold, False
+    to_post = domain.check_hold_postable(HoldStatus(hold.status), hold.amount, amount)
+    _release(session, hold)
+    source = repository.account_by_id(session, hold.from_account_id)
+    target = repository.account_by_id(session, hold.to_account_id)
+    assert source is not None
+    assert target is not None
+    posted = _post_many(
+        session,
+        tenant_id,
+        [
+            domain.two_party(
+                domain.hold_transfer_id(hold_id),
+                Asset(hold.asset),
+                source.owner,
+                target.owner,
+                to_post,
+                kind=TransferKind.HOLD_POST,
+                description=hold.description,
+            )
+        ],
+    )[0]
+    if not repository.resolve_hold(
+        session, hold.id, HoldStatus.POSTED.value, to_post, posted.transfer.id
+    ):
+        raise Unprocessable("the hold was settled concurrently", field="hold_id")
+    return hold, True
 
 
 def void_hold(session: Session, tenant_id: str, hold_id: str) -> LedgerHold:
@@ -396,5 +451,6 @@ def _release(session: Session, hold: LedgerHold) -> None:
 def hold_owners(session: Session, hold: LedgerHold) -> tuple[str, str]:
     source = repository.account_by_id(session, hold.from_account_id)
     target = repository.account_by_id(session, hold.to_account_id)
-    assert source is not None and target is not None
+    assert source is not None
+    assert target is not None
     return source.owner, target.owner
