@@ -2,8 +2,16 @@
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so a commit is durable,
 and every write transaction starts with ``BEGIN IMMEDIATE``: writers queue on the database lock
-up front instead of failing halfway when a read lock cannot be upgraded. Reads use a second
-engine with plain deferred transactions so they never wait for writers.
+up front instead of failing halfway when a read lock cannot be upgraded. SQLite admits one
+writer at a time anyway, so the write engine holds a single connection: writers in this process
+queue for it in arrival order, instead of polling the file lock in SQLite's busy handler (which
+favours no one and starves some for seconds). The busy handler still arbitrates between
+processes (the API and a separate job worker). Reads use a second engine with plain deferred
+transactions so they never wait for writers.
+
+So never open a write session while holding another in the same thread: the second would wait
+for the connection the first holds (for ``WRITE_TIMEOUT_SECONDS``, then fail). Work that
+needs a network call reads through ``read_session()`` first and writes afterwards.
 """
 
 from __future__ import annotations
@@ -68,12 +76,20 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# How long a writer waits, for the write connection as for SQLite's lock (another process).
+WRITE_TIMEOUT_SECONDS = 30
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    # One writer at a time: waiters queue for the connection in the pool, first come first
+    # served. Readers never block each other in WAL mode and get a pool of their own.
+    pool: dict[str, Any] = (
+        {"pool_size": 1, "max_overflow": 0, "pool_timeout": WRITE_TIMEOUT_SECONDS}
+        if immediate
+        else {"pool_size": 8, "max_overflow": 16}
+    )
     engine = sa_create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=8,
-        max_overflow=16,
+        url, connect_args={"check_same_thread": False, "timeout": WRITE_TIMEOUT_SECONDS}, **pool
     )
 
     @event.listens_for(engine, "connect")
@@ -84,7 +100,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={WRITE_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

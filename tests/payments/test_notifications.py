@@ -4,6 +4,7 @@ settles once however often, and however concurrently, WeChat repeats itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,8 @@ from tests.payments.conftest import (
     assert_refused,
     at_once,
     post,
+    private_pem,
+    public_pem,
     rsa_key,
     send,
     totals,
@@ -285,3 +288,37 @@ def test_concurrent_notifications_to_a_live_server_settle_once(
     assert order_status(tenant, order["id"]) == "SUCCESS"
     assert balance(tenant, "merchant") == 1990
     assert totals(db) == Totals(ledger_transfers=1, ledger_entries=2, notifications=notifications)
+
+
+def test_new_platform_keys_take_effect_for_the_next_notification(
+    client: TestClient,
+    wechat: WeChatPay,
+    tenant: TenantHandle,
+    create_order: Callable[..., Order],
+    order_status: Status,
+) -> None:
+    """Verification keys are cached per tenant until its provider configuration changes."""
+    before, after = create_order(tenant, 100), create_order(tenant, 200)
+    assert send(client, wechat, variant()(wechat, before)).status_code == 204
+    rotated = dataclasses.replace(wechat, key_id="PUB_KEY_ID_ROTATED", private_key=rsa_key())
+    configured = client.put(
+        "/v1/payments/provider",
+        json={
+            "mchid": wechat.mchid,
+            "appid": wechat.appid,
+            "merchant_serial_no": "444F4864EA9B34415",
+            "merchant_private_key_pem": private_pem(rsa_key()),
+            "apiv3_key": wechat.apiv3_key,
+            "platform_public_key_id": rotated.key_id,
+            "platform_public_key_pem": public_pem(rotated.private_key),
+        },
+        headers=tenant.headers,
+    )
+    assert configured.status_code == 200, configured.text
+
+    old_key = send(client, wechat, variant()(wechat, after))
+    new_key = send(client, rotated, variant()(rotated, after))
+
+    assert_refused(old_key, 401)
+    assert new_key.status_code == 204, new_key.text
+    assert order_status(tenant, after["id"]) == "SUCCESS"

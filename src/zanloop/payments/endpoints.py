@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -11,12 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from zanloop.config import Settings
 from zanloop.db import Database
 from zanloop.errors import NotificationRejected
-from zanloop.http.deps import DatabaseDep, ReadSession, SettingsDep, require
+from zanloop.http.deps import ReadSession, SettingsDep, get_db, get_settings, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
 from zanloop.ops import metrics
-from zanloop.payments import schemas, service
+from zanloop.payments import notifications, schemas, service
+from zanloop.payments.batching import NotificationBatcher
+from zanloop.payments.notifications import VerifiedNotification
 from zanloop.payments.tables import PaymentOrder, PaymentProviderConfig
 from zanloop.tenancy.domain import Principal, Scope
 
@@ -24,7 +27,9 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/payments", tags=["payments"], responses=PROBLEM_RESPONSES)
 Merchant = Annotated[Principal, Depends(require(Scope.MERCHANT, Scope.APP, Scope.ANALYST))]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
-MoneyWriter = Annotated[Writer, Depends(writer(require(Scope.MERCHANT, Scope.APP), key_required=True))]
+MoneyWriter = Annotated[
+    Writer, Depends(writer(require(Scope.MERCHANT, Scope.APP), key_required=True))
+]
 MerchantWriter = Annotated[Writer, Depends(writer(require(Scope.MERCHANT), key_required=False))]
 AdminWriter = Annotated[Writer, Depends(writer(require(Scope.ADMIN), key_required=False))]
 
@@ -39,7 +44,8 @@ def _created(order: PaymentOrder, pay_params: dict[str, str]) -> schemas.Payment
             amount_fen=order.amount_fen,
             currency=order.currency,
             expires_at=order.expires_at,
-            refund_terms="Refunds go back to the original WeChat Pay account; partial refunds allowed.",
+            refund_terms="Refunds go back to the original WeChat Pay account; "
+            "partial refunds allowed.",
         ),
     )
 
@@ -52,7 +58,9 @@ def _created(order: PaymentOrder, pay_params: dict[str, str]) -> schemas.Payment
     description="Places the order with the provider and returns the parameters the buyer's app "
     "passes to `wx.requestPayment`. The order succeeds only when the provider says so.",
 )
-def create_order(body: schemas.PaymentOrderCreate, write: MoneyWriter, settings: SettingsDep) -> Response:
+def create_order(
+    body: schemas.PaymentOrderCreate, write: MoneyWriter, settings: SettingsDep
+) -> Response:
     def work(session: Session) -> schemas.PaymentOrderCreated:
         created = service.create_order(session, settings, write.tenant_id, body)
         return _created(created.order, created.pay_params)
@@ -60,7 +68,11 @@ def create_order(body: schemas.PaymentOrderCreate, write: MoneyWriter, settings:
     return write(work, status_code=201)
 
 
-@router.get("/orders", response_model=Page[schemas.PaymentOrder], summary="List payment orders, newest first")
+@router.get(
+    "/orders",
+    response_model=Page[schemas.PaymentOrder],
+    summary="List payment orders, newest first",
+)
 def list_orders(
     session: ReadSession,
     principal: Merchant,
@@ -72,17 +84,25 @@ def list_orders(
     if out_trade_no is not None:
         order = service.find_order(session, principal.tenant_id, out_trade_no)
         return Page(data=[schemas.PaymentOrder.model_validate(order)])
-    rows = service.list_orders(session, principal.tenant_id, cursor_key(cursor, str), limit + 1, status)
+    rows = service.list_orders(
+        session, principal.tenant_id, cursor_key(cursor, str), limit + 1, status
+    )
     orders, next_cursor = split_page(rows, limit, lambda o: o.id)
-    return Page(data=[schemas.PaymentOrder.model_validate(o) for o in orders], next_cursor=next_cursor)
+    return Page(
+        data=[schemas.PaymentOrder.model_validate(o) for o in orders], next_cursor=next_cursor
+    )
 
 
 @router.get("/orders/{order_id}", response_model=schemas.PaymentOrder, summary="A payment order")
 def get_order(order_id: str, session: ReadSession, principal: Merchant) -> schemas.PaymentOrder:
-    return schemas.PaymentOrder.model_validate(service.get_order(session, principal.tenant_id, order_id))
+    return schemas.PaymentOrder.model_validate(
+        service.get_order(session, principal.tenant_id, order_id)
+    )
 
 
-@router.post("/orders/{order_id}/close", response_model=schemas.PaymentOrder, summary="Close an unpaid order")
+@router.post(
+    "/orders/{order_id}/close", response_model=schemas.PaymentOrder, summary="Close an unpaid order"
+)
 def close_order(order_id: str, write: MerchantWriter, settings: SettingsDep) -> Response:
     return write(
         lambda session: schemas.PaymentOrder.model_validate(
@@ -111,7 +131,8 @@ def sync_order(order_id: str, write: MerchantWriter, settings: SettingsDep) -> R
     summary="Refund a paid order, wholly or partly",
 )
 def create_refund(
-    order_id: str, write: Annotated[Writer, Depends(writer(require(Scope.MERCHANT), key_required=True))],
+    order_id: str,
+    write: Annotated[Writer, Depends(writer(require(Scope.MERCHANT), key_required=True))],
     settings: SettingsDep,
     body: schemas.RefundCreate | None = None,
 ) -> Response:
@@ -124,17 +145,26 @@ def create_refund(
     )
 
 
-@router.get("/orders/{order_id}/refunds", response_model=list[schemas.Refund], summary="Refunds of an order")
+@router.get(
+    "/orders/{order_id}/refunds", response_model=list[schemas.Refund], summary="Refunds of an order"
+)
 def list_refunds(order_id: str, session: ReadSession, principal: Merchant) -> list[schemas.Refund]:
-    return [schemas.Refund.model_validate(r) for r in service.list_refunds(session, principal.tenant_id, order_id)]
+    return [
+        schemas.Refund.model_validate(r)
+        for r in service.list_refunds(session, principal.tenant_id, order_id)
+    ]
 
 
 @router.get("/refunds/{refund_id}", response_model=schemas.Refund, summary="A refund")
 def get_refund(refund_id: str, session: ReadSession, principal: Merchant) -> schemas.Refund:
-    return schemas.Refund.model_validate(service.get_refund(session, principal.tenant_id, refund_id))
+    return schemas.Refund.model_validate(
+        service.get_refund(session, principal.tenant_id, refund_id)
+    )
 
 
-def _config(config: PaymentProviderConfig, settings: Settings, tenant_id: str) -> schemas.ProviderConfig:
+def _config(
+    config: PaymentProviderConfig, settings: Settings, tenant_id: str
+) -> schemas.ProviderConfig:
     return schemas.ProviderConfig(
         provider=config.provider,
         mchid=config.mchid,
@@ -147,14 +177,30 @@ def _config(config: PaymentProviderConfig, settings: Settings, tenant_id: str) -
     )
 
 
-@router.get("/provider", response_model=schemas.ProviderConfig, summary="The tenant's payment provider (no secrets)")
-def get_provider(session: ReadSession, principal: Admin, settings: SettingsDep) -> schemas.ProviderConfig:
+@router.get(
+    "/provider",
+    response_model=schemas.ProviderConfig,
+    summary="The tenant's payment provider (no secrets)",
+)
+def get_provider(
+    session: ReadSession, principal: Admin, settings: SettingsDep
+) -> schemas.ProviderConfig:
     return _config(service.get_config(session, principal.tenant_id), settings, principal.tenant_id)
 
 
-@router.put("/provider", response_model=schemas.ProviderConfig, summary="Configure real WeChat Pay credentials")
-def put_provider(body: schemas.ProviderConfigUpdate, write: AdminWriter, settings: SettingsDep) -> Response:
-    return write(lambda session: _config(service.configure(session, write.tenant_id, body), settings, write.tenant_id))
+@router.put(
+    "/provider",
+    response_model=schemas.ProviderConfig,
+    summary="Configure real WeChat Pay credentials",
+)
+def put_provider(
+    body: schemas.ProviderConfigUpdate, write: AdminWriter, settings: SettingsDep
+) -> Response:
+    return write(
+        lambda session: _config(
+            service.configure(session, write.tenant_id, body), settings, write.tenant_id
+        )
+    )
 
 
 @router.post(
@@ -167,25 +213,66 @@ def put_provider(body: schemas.ProviderConfigUpdate, write: AdminWriter, setting
     '`{"code": "FAIL", "message": ...}` so that the provider retries.',
     responses={400: {"description": "Rejected"}, 401: {"description": "Signature not verified"}},
 )
-async def notify(tenant_id: str, request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+async def notify(tenant_id: str, request: Request) -> Response:
+    # Not as dependencies: FastAPI runs plain-function dependencies in the thread pool, two
+    # thread hops per notification for two attribute reads.
+    db, settings = get_db(request), get_settings(request)
     body = await request.body()
     headers = dict(request.headers)
     try:
-        outcome = await run_in_threadpool(_handle_notification, db, settings, tenant_id, headers, body)
+        if db.is_sqlite:
+            # One writer at a time: verified in the thread pool, then settled together with
+            # whatever else is waiting (see payments.batching).
+            verified = await run_in_threadpool(
+                _verify_notification, db, settings, tenant_id, headers, body
+            )
+            outcome = await _notification_batcher(request.app, db).settle(verified)
+        else:
+            # PostgreSQL takes concurrent writers (and groups their commits itself).
+            outcome = await run_in_threadpool(
+                _handle_notification, db, settings, tenant_id, headers, body
+            )
     except NotificationRejected as exc:
         metrics.NOTIFICATIONS.labels(outcome="rejected").inc()
-        log.warning("notification rejected", tenant_id=tenant_id, reason=exc.message, status=exc.status_code)
+        log.warning(
+            "notification rejected", tenant_id=tenant_id, reason=exc.message, status=exc.status_code
+        )
         return JSONResponse({"code": "FAIL", "message": exc.message}, status_code=exc.status_code)
     except Exception:
         metrics.NOTIFICATIONS.labels(outcome="error").inc()
         log.exception("notification failed", tenant_id=tenant_id)
-        return JSONResponse({"code": "FAIL", "message": "internal error; retry later"}, status_code=500)
+        return JSONResponse(
+            {"code": "FAIL", "message": "internal error; retry later"}, status_code=500
+        )
     metrics.NOTIFICATIONS.labels(outcome=outcome).inc()
     return Response(status_code=204)
+
+
+def _verify_notification(
+    db: Database, settings: Settings, tenant_id: str, headers: dict[str, str], body: bytes
+) -> VerifiedNotification:
+    with db.read_session() as session:
+        return notifications.verify(session, settings, tenant_id, headers, body)
 
 
 def _handle_notification(
     db: Database, settings: Settings, tenant_id: str, headers: dict[str, str], body: bytes
 ) -> str:
+    """One notification, verified, then settled in a transaction of its own."""
+    verified = _verify_notification(db, settings, tenant_id, headers, body)
     with db.session() as session:
-        return service.handle_notification(session, settings, tenant_id, headers, body)
+        return notifications.settle(session, verified)
+
+
+_batcher_lock = threading.Lock()
+
+
+def _notification_batcher(app: FastAPI, db: Database) -> NotificationBatcher:
+    """The app's notification writer (one per app, made on first use)."""
+    batcher: NotificationBatcher | None = getattr(app.state, "notification_batcher", None)
+    if batcher is None:
+        with _batcher_lock:
+            batcher = getattr(app.state, "notification_batcher", None)
+            if batcher is None:
+                batcher = app.state.notification_batcher = NotificationBatcher(db)
+    return batcher

@@ -8,7 +8,6 @@ however many processes hear it at once, an order settles once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +21,6 @@ from zanloop.config import Settings
 from zanloop.errors import (
     DuplicateConflict,
     NotFound,
-    NotificationRejected,
     ProviderError,
     Unprocessable,
     ZanloopError,
@@ -67,7 +65,9 @@ def provision_sandbox(session: Session, tenant_id: str) -> PaymentProviderConfig
     return config
 
 
-def configure(session: Session, tenant_id: str, update: ProviderConfigUpdate) -> PaymentProviderConfig:
+def configure(
+    session: Session, tenant_id: str, update: ProviderConfigUpdate
+) -> PaymentProviderConfig:
     try:
         v3.load_private_key(update.merchant_private_key_pem)
     except (ValueError, TypeError) as exc:
@@ -182,7 +182,9 @@ def list_orders(
     return repository.list_orders(session, tenant_id, before_id, limit, status)
 
 
-def close_order(session: Session, settings: Settings, tenant_id: str, order_id: str) -> PaymentOrder:
+def close_order(
+    session: Session, settings: Settings, tenant_id: str, order_id: str
+) -> PaymentOrder:
     """Close an unpaid order. If the provider says the buyer has paid meanwhile, the order is
     settled instead and comes back SUCCESS: the money moved, so the payment stands."""
     order = get_order(session, tenant_id, order_id)
@@ -194,9 +196,13 @@ def close_order(session: Session, settings: Settings, tenant_id: str, order_id: 
         return synced
     config = get_config(session, tenant_id)
     provider_for(order.provider, settings).close_order(session, config, order.out_trade_no)
-    if repository.move_order(session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"):
-        _publish(session, "payment.closed", order.id, tenant_id)
-    return get_order(session, tenant_id, order_id)
+    moved = repository.move_order(
+        session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"
+    )
+    closed = get_order(session, tenant_id, order_id)
+    if moved:
+        _publish(session, "payment.closed", closed)
+    return closed
 
 
 def sync_order(session: Session, settings: Settings, tenant_id: str, order_id: str) -> PaymentOrder:
@@ -206,18 +212,17 @@ def sync_order(session: Session, settings: Settings, tenant_id: str, order_id: s
     facts = provider_for(order.provider, settings).query_order(session, config, order.out_trade_no)
     if facts is not None:
         try:
-            apply_trade_facts(session, config, order, facts)
+            apply_trade_facts(session, config.mchid, order, facts)
         except FactsMismatch as exc:
             raise ProviderError(f"the provider's answer does not match our order: {exc}") from exc
     return get_order(session, tenant_id, order_id)
 
 
-def apply_trade_facts(
-    session: Session, config: PaymentProviderConfig, order: PaymentOrder, facts: TradeFacts
-) -> bool:
-    """Move the order to the provider's state; returns whether anything changed."""
+def apply_trade_facts(session: Session, mchid: str, order: PaymentOrder, facts: TradeFacts) -> bool:
+    """Move the order (loaded in ``session``) to the provider's state, checked against the
+    merchant ``mchid``; returns whether anything changed."""
     domain.check_trade_facts(
-        facts, mchid=config.mchid, amount_fen=order.amount_fen, payer_openid=order.payer_openid
+        facts, mchid=mchid, amount_fen=order.amount_fen, payer_openid=order.payer_openid
     )
     target = facts.trade_state
     if target is TradeState.REFUND:
@@ -228,8 +233,13 @@ def apply_trade_facts(
         return False
     values: dict[str, Any] = {}
     if target is TradeState.SUCCESS:
-        values = {"transaction_id": facts.transaction_id, "success_time": facts.success_time or utcnow()}
-    if not repository.move_order(session, order.id, domain.sources_for(target), target.value, **values):
+        values = {
+            "transaction_id": facts.transaction_id,
+            "success_time": facts.success_time or utcnow(),
+        }
+    if not repository.move_loaded_order(
+        session, order, domain.sources_for(target), target.value, **values
+    ):
         return False
     if target is TradeState.SUCCESS:
         ledger.post(
@@ -239,7 +249,11 @@ def apply_trade_facts(
                 transfer_id=domain.ledger_transfer_id(order.id),
                 asset=Asset.CNY,
                 legs=(
-                    Leg(domain.clearing_owner(order.provider), -order.amount_fen, overdraft_allowed=True),
+                    Leg(
+                        domain.clearing_owner(order.provider),
+                        -order.amount_fen,
+                        overdraft_allowed=True,
+                    ),
                     # Overdraft: a refund must post even if the payee already moved the money on.
                     Leg(order.payee, order.amount_fen, overdraft_allowed=True),
                 ),
@@ -248,11 +262,11 @@ def apply_trade_facts(
             ),
         )
         metrics.LEDGER_TRANSFERS.labels(kind="payment").inc()
-        _publish(session, "payment.succeeded", order.id, order.tenant_id)
+        _publish(session, "payment.succeeded", order)
     elif target is TradeState.CLOSED:
-        _publish(session, "payment.closed", order.id, order.tenant_id)
+        _publish(session, "payment.closed", order)
     elif target is TradeState.PAYERROR:
-        _publish(session, "payment.failed", order.id, order.tenant_id)
+        _publish(session, "payment.failed", order)
     return True
 
 
@@ -269,10 +283,18 @@ def request_refund(
             if existing.order_id != order.id or (
                 data.amount_fen is not None and existing.amount_fen != data.amount_fen
             ):
-                raise DuplicateConflict(f"out_refund_no {data.out_refund_no} is used by another refund")
+                raise DuplicateConflict(
+                    f"out_refund_no {data.out_refund_no} is used by another refund"
+                )
             return existing
-    amount = data.amount_fen if data.amount_fen is not None else order.amount_fen - order.refund_reserved_fen
-    domain.check_refundable(TradeState(order.status), order.amount_fen, order.refund_reserved_fen, amount)
+    amount = (
+        data.amount_fen
+        if data.amount_fen is not None
+        else order.amount_fen - order.refund_reserved_fen
+    )
+    domain.check_refundable(
+        TradeState(order.status), order.amount_fen, order.refund_reserved_fen, amount
+    )
     if not repository.reserve_refund(session, order.id, amount):
         raise Unprocessable("the refund exceeds what is left to refund", field="amount_fen")
     refund_pk = new_id("rfd")
@@ -308,17 +330,17 @@ def request_refund(
     assert refund is not None
     if facts.refund_id:
         refund.refund_id = facts.refund_id
-    apply_refund_facts(session, config, refund, facts)
+    apply_refund_facts(session, config.mchid, refund, facts)
     return refund
 
 
-def apply_refund_facts(
-    session: Session, config: PaymentProviderConfig, refund: Refund, facts: RefundFacts
-) -> bool:
+def apply_refund_facts(session: Session, mchid: str, refund: Refund, facts: RefundFacts) -> bool:
+    """Settle the refund on the provider's facts, checked against the merchant ``mchid``;
+    returns whether anything changed."""
     order = repository.get_order(session, refund.tenant_id, refund.order_id)
     assert order is not None
     domain.check_refund_facts(
-        facts, mchid=config.mchid, amount_fen=refund.amount_fen, out_trade_no=order.out_trade_no
+        facts, mchid=mchid, amount_fen=refund.amount_fen, out_trade_no=order.out_trade_no
     )
     if facts.status is RefundStatus.PROCESSING:
         return False
@@ -339,11 +361,12 @@ def apply_refund_facts(
             description=f"refund {refund.out_refund_no} of {order.out_trade_no}",
         )
         metrics.LEDGER_TRANSFERS.labels(kind="refund").inc()
-        _publish(session, "payment.refunded", order.id, order.tenant_id, refund_id=refund.id)
+        session.refresh(refund)
+        _publish(session, "payment.refunded", get_order(session, order.tenant_id, order.id), refund)
     else:
         repository.release_refund(session, order.id, refund.amount_fen)
-        _publish(session, "refund.failed", order.id, order.tenant_id, refund_id=refund.id)
-    session.refresh(refund)
+        session.refresh(refund)
+        _publish(session, "refund.failed", get_order(session, order.tenant_id, order.id), refund)
     return True
 
 
@@ -357,89 +380,6 @@ def get_refund(session: Session, tenant_id: str, refund_id: str) -> Refund:
 def list_refunds(session: Session, tenant_id: str, order_id: str) -> list[Refund]:
     get_order(session, tenant_id, order_id)
     return repository.list_refunds(session, tenant_id, order_id)
-
-
-# Notifications -------------------------------------------------------------------------------
-
-
-def handle_notification(
-    session: Session, settings: Settings, tenant_id: str, headers: dict[str, str], body: bytes
-) -> str:
-    """Verify and apply one provider notification; returns a short outcome for logs.
-
-    Raises NotificationRejected (and changes nothing) for anything we cannot trust."""
-    config = repository.get_config(session, tenant_id)
-    if config is None:
-        raise NotificationRejected("unknown merchant", 404)
-    try:
-        signed = v3.SignedHeaders.from_mapping(headers)
-    except v3.ProtocolError as exc:
-        raise NotificationRejected(str(exc), 401) from exc
-    if signed.signature_type != v3.SIGNATURE_TYPE:
-        raise NotificationRejected(f"unsupported signature type {signed.signature_type}", 401)
-    if signed.serial != config.platform_public_key_id:
-        raise NotificationRejected("unknown platform key serial", 401)
-    if not v3.within_window(
-        signed.timestamp, int(utcnow().timestamp()), settings.notify_timestamp_window_seconds
-    ):
-        raise NotificationRejected("timestamp outside the accepted window", 401)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise NotificationRejected("the body is not UTF-8 text") from exc
-    if not v3.verify(
-        v3.load_public_key(config.platform_public_key_pem), signed.signature, signed.timestamp, signed.nonce, text
-    ):
-        raise NotificationRejected("signature verification failed", 401)
-    try:
-        envelope = json.loads(text)
-        resource = v3.decrypt_resource(config.apiv3_key, envelope["resource"])
-        notification_id = str(envelope["id"])
-        event_type = str(envelope["event_type"])
-    except (ValueError, KeyError, TypeError, v3.ProtocolError) as exc:
-        raise NotificationRejected(f"malformed notification: {exc}") from exc
-
-    if not repository.record_notification(
-        session,
-        {
-            "id": new_id("ntf"),
-            "tenant_id": tenant_id,
-            "notification_id": notification_id[:64],
-            "event_type": event_type[:40],
-            "out_trade_no": str(resource.get("out_trade_no", ""))[:32] or None,
-            "out_refund_no": str(resource.get("out_refund_no", ""))[:64] or None,
-            "received_at": utcnow(),
-        },
-    ):
-        return "duplicate"
-    try:
-        if event_type.startswith("TRANSACTION."):
-            return _apply_transaction(session, config, tenant_id, resource)
-        if event_type.startswith("REFUND."):
-            return _apply_refund(session, config, tenant_id, resource)
-    except FactsMismatch as exc:
-        raise NotificationRejected(str(exc)) from exc
-    return "ignored"
-
-
-def _apply_transaction(
-    session: Session, config: PaymentProviderConfig, tenant_id: str, resource: dict[str, Any]
-) -> str:
-    facts = domain.trade_facts_from_resource(resource)
-    order = repository.get_order_by_out_trade_no(session, tenant_id, facts.out_trade_no, lock=True)
-    if order is None:
-        raise NotificationRejected(f"unknown out_trade_no {facts.out_trade_no}", 404)
-    return "applied" if apply_trade_facts(session, config, order, facts) else "unchanged"
-
-
-def _apply_refund(
-    session: Session, config: PaymentProviderConfig, tenant_id: str, resource: dict[str, Any]
-) -> str:
-    facts = domain.refund_facts_from_resource(resource)
-    refund = repository.get_refund_by_out_refund_no(session, tenant_id, facts.out_refund_no)
-    if refund is None:
-        raise NotificationRejected(f"unknown out_refund_no {facts.out_refund_no}", 404)
-    return "applied" if apply_refund_facts(session, config, refund, facts) else "unchanged"
 
 
 # Reconciliation ------------------------------------------------------------------------------
@@ -481,12 +421,14 @@ def _reconcile_order(session: Session, settings: Settings, order: PaymentOrder) 
         return None
     provider = provider_for(order.provider, settings)
     facts = provider.query_order(session, config, order.out_trade_no)
-    if facts is not None and apply_trade_facts(session, config, order, facts):
+    if facts is not None and apply_trade_facts(session, config.mchid, order, facts):
         return "orders"
     if order.expires_at < utcnow():
         provider.close_order(session, config, order.out_trade_no)
-        if repository.move_order(session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"):
-            _publish(session, "payment.closed", order.id, order.tenant_id)
+        if repository.move_order(
+            session, order.id, domain.sources_for(TradeState.CLOSED), "CLOSED"
+        ):
+            _publish(session, "payment.closed", get_order(session, order.tenant_id, order.id))
             return "closed"
     return None
 
@@ -498,7 +440,7 @@ def _reconcile_refund(session: Session, settings: Settings, refund: Refund) -> s
         return None
     provider = provider_for(order.provider, settings)
     facts = provider.query_refund(session, config, refund.out_refund_no)
-    if facts is not None and apply_refund_facts(session, config, refund, facts):
+    if facts is not None and apply_refund_facts(session, config.mchid, refund, facts):
         return "refunds"
     return None
 
@@ -506,9 +448,10 @@ def _reconcile_refund(session: Session, settings: Settings, refund: Refund) -> s
 # Events --------------------------------------------------------------------------------------
 
 
-def _publish(session: Session, name: str, order_id: str, tenant_id: str, **extra: str) -> None:
-    order = repository.get_order(session, tenant_id, order_id)
-    assert order is not None
+def _publish(
+    session: Session, name: str, order: PaymentOrder, refund: Refund | None = None
+) -> None:
+    """Publish an event about ``order`` as it now stands in the database (and ``refund``)."""
     data: dict[str, Any] = {
         "order_id": order.id,
         "out_trade_no": order.out_trade_no,
@@ -521,15 +464,13 @@ def _publish(session: Session, name: str, order_id: str, tenant_id: str, **extra
         "attach": order.attach,
         "metadata": order.metadata_,
         "transaction_id": order.transaction_id,
-        **extra,
     }
-    if "refund_id" in extra:
-        refund = repository.get_refund(session, tenant_id, extra["refund_id"])
-        if refund is not None:
-            data["refund"] = {
-                "id": refund.id,
-                "out_refund_no": refund.out_refund_no,
-                "amount_fen": refund.amount_fen,
-                "status": refund.status,
-            }
-    events.publish(session, events.Event(name, tenant_id, data))
+    if refund is not None:
+        data["refund_id"] = refund.id
+        data["refund"] = {
+            "id": refund.id,
+            "out_refund_no": refund.out_refund_no,
+            "amount_fen": refund.amount_fen,
+            "status": refund.status,
+        }
+    events.publish(session, events.Event(name, order.tenant_id, data))
