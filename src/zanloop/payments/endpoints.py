@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import threading
 from typing import Annotated
 
@@ -203,6 +204,9 @@ def put_provider(
     )
 
 
+_TENANT_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
 @router.post(
     "/notify/{tenant_id}",
     status_code=204,
@@ -216,6 +220,8 @@ def put_provider(
 async def notify(tenant_id: str, request: Request) -> Response:
     # Not as dependencies: FastAPI runs plain-function dependencies in the thread pool, two
     # thread hops per notification for two attribute reads.
+    if not _TENANT_ID.fullmatch(tenant_id):
+        return JSONResponse({"code": "FAIL", "message": "unknown merchant"}, status_code=404)
     db, settings = get_db(request), get_settings(request)
     body = await request.body()
     headers = dict(request.headers)
