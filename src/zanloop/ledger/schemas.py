@@ -37,7 +37,10 @@ class TransferCreate(BaseModel):
                 {
                     "transfer_id": "bonus-2026-11-26-42",
                     "asset": "POINTS",
-                    "legs": [{"owner": "merchant", "amount": -50}, {"owner": "user:42", "amount": 50}],
+                    "legs": [
+                        {"owner": "merchant", "amount": -50},
+                        {"owner": "user:42", "amount": 50},
+                    ],
                     "description": "welcome bonus",
                 }
             ]
@@ -45,7 +48,10 @@ class TransferCreate(BaseModel):
     )
 
     transfer_id: str = Field(
-        min_length=1, max_length=200, pattern=NO_NUL, description="Your id; a transfer id posts once."
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="Your id; a transfer id posts once.",
     )
     asset: Asset
     legs: list[LegIn] = Field(min_length=2, max_length=32)
@@ -76,7 +82,9 @@ class Transfer(BaseModel):
     metadata: dict[str, Any]
     legs: list[Leg]
     created_at: datetime
-    replayed: bool = Field(default=False, description="True when this transfer id had already posted.")
+    replayed: bool = Field(
+        default=False, description="True when this transfer id had already posted."
+    )
 
 
 class ReversalCreate(BaseModel):
@@ -84,7 +92,10 @@ class ReversalCreate(BaseModel):
 
     reversal_id: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     amount: int | None = Field(
-        default=None, gt=0, le=MAX_AMOUNT, description="Part of a two-party transfer; all if absent."
+        default=None,
+        gt=0,
+        le=MAX_AMOUNT,
+        description="Part of a two-party transfer; all if absent.",
     )
     description: str = Field(default="", max_length=500, pattern=NO_NUL)
 

@@ -64,7 +64,9 @@ def check_closable(state: TradeState) -> None:
         raise InvalidState(f"an order in {state.value} cannot be closed")
 
 
-def check_refundable(state: TradeState, amount_fen: int, reserved_fen: int, wanted_fen: int) -> None:
+def check_refundable(
+    state: TradeState, amount_fen: int, reserved_fen: int, wanted_fen: int
+) -> None:
     if state not in PAID:
         raise InvalidState(f"the order is {state.value}; only paid orders can be refunded")
     if wanted_fen <= 0:
@@ -104,9 +106,7 @@ class FactsMismatch(ValueError):
     """The provider's facts do not match our record: never settle on them."""
 
 
-def check_trade_facts(
-    facts: TradeFacts, *, mchid: str, amount_fen: int, payer_openid: str
-) -> None:
+def check_trade_facts(facts: TradeFacts, *, mchid: str, amount_fen: int, payer_openid: str) -> None:
     if facts.mchid != mchid:
         raise FactsMismatch(f"mchid {facts.mchid} is not this merchant's")
     if facts.trade_state in PAID and facts.total_fen != amount_fen:
@@ -165,8 +165,12 @@ def trade_facts_from_resource(data: dict[str, object]) -> TradeFacts:
             out_trade_no=str(data["out_trade_no"]),
             trade_state=state,
             transaction_id=str(data["transaction_id"]) if data.get("transaction_id") else None,
-            total_fen=int(amount["total"]) if isinstance(amount, dict) and "total" in amount else None,
-            payer_openid=str(payer["openid"]) if isinstance(payer, dict) and payer.get("openid") else None,
+            total_fen=int(amount["total"])
+            if isinstance(amount, dict) and "total" in amount
+            else None,
+            payer_openid=str(payer["openid"])
+            if isinstance(payer, dict) and payer.get("openid")
+            else None,
             success_time=_parse_time(data.get("success_time")),
         )
     except (KeyError, ValueError, TypeError) as exc:
@@ -185,7 +189,9 @@ def refund_facts_from_resource(data: dict[str, object]) -> RefundFacts:
             out_refund_no=str(data["out_refund_no"]),
             refund_id=str(data["refund_id"]) if data.get("refund_id") else None,
             status=status,
-            refund_fen=int(amount["refund"]) if isinstance(amount, dict) and "refund" in amount else None,
+            refund_fen=int(amount["refund"])
+            if isinstance(amount, dict) and "refund" in amount
+            else None,
             success_time=_parse_time(data.get("success_time")),
         )
     except (KeyError, ValueError, TypeError) as exc:

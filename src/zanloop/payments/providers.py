@@ -127,7 +127,9 @@ class SandboxProvider:
         data = sandbox.query_order(session, config.mchid, out_trade_no)
         return None if data is None else trade_facts_from_resource(data)
 
-    def close_order(self, session: Session, config: PaymentProviderConfig, out_trade_no: str) -> None:
+    def close_order(
+        self, session: Session, config: PaymentProviderConfig, out_trade_no: str
+    ) -> None:
         from zanloop.sandbox import service as sandbox
 
         sandbox.close_order(session, config.mchid, out_trade_no)
@@ -205,9 +207,8 @@ class WeChatPayProvider:
         except ValueError as exc:
             raise ProviderError(f"WeChat Pay answered {code} with malformed JSON") from exc
         if not 200 <= code < 300:
-            raise ProviderError(
-                f"WeChat Pay answered {code}: {body.get('code', '')} {body.get('message', '')}".strip()
-            )
+            detail = f"{body.get('code', '')} {body.get('message', '')}".strip()
+            raise ProviderError(f"WeChat Pay answered {code}: {detail}".rstrip(": "))
         return body if isinstance(body, dict) else {}
 
     def create_order(
@@ -238,7 +239,9 @@ class WeChatPayProvider:
         body = self._answer(code, message, allow_404=True)
         return None if body is None else trade_facts_from_resource(body)
 
-    def close_order(self, session: Session, config: PaymentProviderConfig, out_trade_no: str) -> None:
+    def close_order(
+        self, session: Session, config: PaymentProviderConfig, out_trade_no: str
+    ) -> None:
         client = self._client(config)
         code, message = self._call(lambda: client.close(out_trade_no=out_trade_no))
         self._answer(code, message)
@@ -250,7 +253,11 @@ class WeChatPayProvider:
         code, message = self._call(
             lambda: client.refund(
                 out_refund_no=request.out_refund_no,
-                amount={"refund": request.amount_fen, "total": request.total_fen, "currency": "CNY"},
+                amount={
+                    "refund": request.amount_fen,
+                    "total": request.total_fen,
+                    "currency": "CNY",
+                },
                 out_trade_no=request.out_trade_no,
                 reason=request.reason or None,
                 notify_url=request.notify_url,

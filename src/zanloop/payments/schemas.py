@@ -25,11 +25,15 @@ class PaymentOrderCreate(BaseModel):
     amount_fen: int = Field(gt=0, le=100_000_000, description="Amount in fen (1 CNY = 100 fen).")
     currency: Literal["CNY"] = "CNY"
     description: str = Field(min_length=1, max_length=127)
-    payer_openid: str = Field(min_length=1, max_length=128, description="The buyer's WeChat openid.")
+    payer_openid: str = Field(
+        min_length=1, max_length=128, description="The buyer's WeChat openid."
+    )
     out_trade_no: str | None = Field(
         default=None, pattern=OUT_NO_PATTERN, description="Your order number; generated if absent."
     )
-    attach: str | None = Field(default=None, max_length=128, description="Returned untouched by the provider.")
+    attach: str | None = Field(
+        default=None, max_length=128, description="Returned untouched by the provider."
+    )
     payee: str = Field(
         default="merchant",
         min_length=1,
@@ -90,7 +94,8 @@ class PaymentOrderCreated(PaymentOrder):
 
 class RefundCreate(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"amount_fen": 300, "reason": "one cup missing"}]}
+        extra="forbid",
+        json_schema_extra={"examples": [{"amount_fen": 300, "reason": "one cup missing"}]},
     )
 
     amount_fen: int | None = Field(

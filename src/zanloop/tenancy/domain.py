@@ -39,7 +39,9 @@ def hash_key(plaintext: str) -> str:
 def generate_key() -> NewKey:
     prefix = secrets.token_hex(4)
     plaintext = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
-    return NewKey(plaintext=plaintext, prefix=f"{KEY_PREFIX}_{prefix}", key_hash=hash_key(plaintext))
+    return NewKey(
+        plaintext=plaintext, prefix=f"{KEY_PREFIX}_{prefix}", key_hash=hash_key(plaintext)
+    )
 
 
 @dataclass(frozen=True)

@@ -30,22 +30,32 @@ def current_tenant(session: ReadSession, principal: AnyKey) -> schemas.Tenant:
     "stored replay would keep the key in plain text, so a retry issues another key (revoke any "
     "you did not receive).",
 )
-def create_key(body: schemas.ApiKeyCreate, db: DatabaseDep, principal: Admin) -> schemas.ApiKeyCreated:
+def create_key(
+    body: schemas.ApiKeyCreate, db: DatabaseDep, principal: Admin
+) -> schemas.ApiKeyCreated:
     with db.session() as session:
         issued = service.create_key(session, principal.tenant_id, body.name, body.scopes)
         created = schemas.ApiKey.model_validate(issued.key)
     return schemas.ApiKeyCreated(**created.model_dump(), key=issued.plaintext)
 
 
-@router.get("/api-keys", response_model=list[schemas.ApiKey], summary="List API keys (never the keys themselves)")
+@router.get(
+    "/api-keys",
+    response_model=list[schemas.ApiKey],
+    summary="List API keys (never the keys themselves)",
+)
 def list_keys(session: ReadSession, principal: Admin) -> list[schemas.ApiKey]:
-    return [schemas.ApiKey.model_validate(k) for k in service.list_keys(session, principal.tenant_id)]
+    return [
+        schemas.ApiKey.model_validate(k) for k in service.list_keys(session, principal.tenant_id)
+    ]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
 def revoke_key(
     key_id: Annotated[str, Path(pattern=schemas.NO_NUL)], request: Request, write: AdminWriter
 ) -> Response:
-    response = write(lambda session: service.revoke_key(session, write.tenant_id, key_id), status_code=204)
+    response = write(
+        lambda session: service.revoke_key(session, write.tenant_id, key_id), status_code=204
+    )
     request.app.state.principals.clear()
     return response

@@ -12,7 +12,8 @@ NO_NUL = r"^[^\x00]*$"
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"name": "checkout app", "scopes": ["app"]}]}
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "checkout app", "scopes": ["app"]}]},
     )
 
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
