@@ -168,3 +168,18 @@ def dialect_insert(session: Session, table: Any) -> Any:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_unless_exists(
+    session: Session, model: type[Base], row: dict[str, Any], unique: list[str]
+) -> bool:
+    """Insert ``row`` unless another row already holds its ``unique`` key; returns whether it
+    was inserted. Race-free: the database decides, never a prior SELECT."""
+    table = model.__table__
+    result = session.execute(
+        dialect_insert(session, model)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=unique)
+        .returning(table.c[unique[-1]])
+    )
+    return result.first() is not None

@@ -6,18 +6,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import dialect_insert
+from zanloop.db import insert_unless_exists
 from zanloop.idempotency.tables import IdempotencyRecord
 
 
 def try_insert(session: Session, row: dict[str, Any]) -> bool:
-    result = session.execute(
-        dialect_insert(session, IdempotencyRecord)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
-        .returning(IdempotencyRecord.key)
-    )
-    return result.first() is not None
+    return insert_unless_exists(session, IdempotencyRecord, row, ["tenant_id", "key"])
 
 
 def get(session: Session, tenant_id: str, key: str) -> IdempotencyRecord | None:

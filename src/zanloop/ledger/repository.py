@@ -23,7 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import dialect_insert, is_postgres
+from zanloop.db import dialect_insert, insert_unless_exists, is_postgres
 from zanloop.kit.clock import as_utc, utcnow
 from zanloop.kit.ids import new_id
 from zanloop.ledger.domain import AccountState, PlannedEntry, Transfer
@@ -420,13 +420,7 @@ def sum_entries(session: Session, account_id: str) -> int:
 
 
 def insert_hold(session: Session, row: dict[str, Any]) -> bool:
-    result = session.execute(
-        dialect_insert(session, LedgerHold)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "hold_id"])
-        .returning(LedgerHold.id)
-    )
-    return result.first() is not None
+    return insert_unless_exists(session, LedgerHold, row, ["tenant_id", "hold_id"])
 
 
 def get_hold(

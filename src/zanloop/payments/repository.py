@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from zanloop.db import dialect_insert, is_postgres
+from zanloop.db import insert_unless_exists, is_postgres
 from zanloop.kit.clock import utcnow
 from zanloop.payments.tables import (
     PaymentOrder,
@@ -79,13 +79,7 @@ def get_order_by_out_trade_no(
 
 def insert_order(session: Session, row: dict[str, Any]) -> bool:
     """Insert unless the out_trade_no is taken; returns whether it was inserted."""
-    result = session.execute(
-        dialect_insert(session, PaymentOrder)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "out_trade_no"])
-        .returning(PaymentOrder.id)
-    )
-    return result.first() is not None
+    return insert_unless_exists(session, PaymentOrder, row, ["tenant_id", "out_trade_no"])
 
 
 def move_order(
@@ -194,13 +188,7 @@ def stale_unpaid(session: Session, created_before: datetime, limit: int) -> list
 
 
 def insert_refund(session: Session, row: dict[str, Any]) -> bool:
-    result = session.execute(
-        dialect_insert(session, Refund)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "out_refund_no"])
-        .returning(Refund.id)
-    )
-    return result.first() is not None
+    return insert_unless_exists(session, Refund, row, ["tenant_id", "out_refund_no"])
 
 
 def get_refund(session: Session, tenant_id: str, refund_id: str) -> Refund | None:
