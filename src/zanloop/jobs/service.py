@@ -111,6 +111,7 @@ def load_handlers() -> None:
     """Import every module that registers handlers."""
     from zanloop.idempotency import jobs as _idempotency  # noqa: F401
     from zanloop.jobs import housekeeping as _housekeeping  # noqa: F401
+    from zanloop.ledger import jobs as _ledger  # noqa: F401
     from zanloop.payments import jobs as _payments  # noqa: F401
     from zanloop.sandbox import jobs as _sandbox  # noqa: F401
     from zanloop.webhooks import jobs as _webhooks  # noqa: F401

@@ -214,13 +214,26 @@ def check_reversible(gross: int, already_reversed: int, amount: int | None) -> i
     return wanted
 
 
-def check_hold_postable(status: HoldStatus, hold_amount: int, post_amount: int | None) -> int:
+def check_hold_postable(
+    status: HoldStatus,
+    hold_amount: int,
+    post_amount: int | None,
+    *,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> int:
     if status is not HoldStatus.PENDING:
         raise InvalidState(f"the hold is {status.value}, not PENDING")
+    if expires_at is not None and now is not None and is_expired(expires_at, now):
+        raise InvalidState(f"the hold expired at {expires_at.isoformat()}; it can only be voided")
     amount = hold_amount if post_amount is None else post_amount
     if not 0 < amount <= hold_amount:
         raise Unprocessable(f"post between 1 and {hold_amount}", field="amount")
     return amount
+
+
+def is_expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now
 
 
 def hold_transfer_id(hold_id: str) -> str:

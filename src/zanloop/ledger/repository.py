@@ -466,3 +466,17 @@ def adjust_pending(
 
 def account_by_id(session: Session, account_id: str) -> LedgerAccount | None:
     return session.get(LedgerAccount, account_id)
+
+
+def expired_holds(session: Session, now: datetime, limit: int) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(LedgerHold.tenant_id, LedgerHold.hold_id)
+        .where(
+            LedgerHold.status == "PENDING",
+            LedgerHold.expires_at.is_not(None),
+            LedgerHold.expires_at <= now,
+        )
+        .order_by(LedgerHold.expires_at)
+        .limit(limit)
+    )
+    return [(tenant_id, hold_id) for tenant_id, hold_id in rows]

@@ -387,7 +387,9 @@ def _post_hold(
     hold = _locked_hold(session, tenant_id, hold_id)
     if hold.status == HoldStatus.POSTED.value:
         return hold, False
-    to_post = domain.check_hold_postable(HoldStatus(hold.status), hold.amount, amount)
+    to_post = domain.check_hold_postable(
+        HoldStatus(hold.status), hold.amount, amount, expires_at=hold.expires_at, now=utcnow()
+    )
     _release(session, hold)
     source = repository.account_by_id(session, hold.from_account_id)
     target = repository.account_by_id(session, hold.to_account_id)
@@ -427,6 +429,14 @@ def void_hold(session: Session, tenant_id: str, hold_id: str) -> LedgerHold:
             raise Unprocessable("the hold was settled concurrently", field="hold_id")
     session.refresh(hold)
     return hold
+
+
+def void_expired_holds(session: Session, limit: int = 500) -> int:
+    """Release holds whose time ran out (the money goes back to the payer's available)."""
+    expired = repository.expired_holds(session, utcnow(), limit)
+    for tenant_id, hold_id in expired:
+        void_hold(session, tenant_id, hold_id)
+    return len(expired)
 
 
 def get_hold(session: Session, tenant_id: str, hold_id: str) -> LedgerHold:
