@@ -77,6 +77,30 @@ def test_reconcile_closes_an_expired_unpaid_order(
     assert at_provider["resource"]["trade_state"] == "CLOSED"
 
 
+def test_reconcile_closes_a_failed_order_once_it_expires(
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    tenant: TenantHandle,
+    create_order: Callable[..., Order],
+) -> None:
+    order = create_order(tenant)
+    assert sandbox(client, tenant, order, "fail").status_code == 200
+    reconcile(db, settings)
+    assert order_of(client, tenant, order["id"])["status"] == "PAYERROR"
+    with db.session() as session:
+        session.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.id == order["id"])
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+
+    changed = reconcile(db, settings)
+
+    assert changed["closed"] == 1
+    assert order_of(client, tenant, order["id"])["status"] == "CLOSED"
+
+
 def test_reconcile_leaves_recent_orders_alone(
     client: TestClient,
     db: Database,

@@ -178,7 +178,7 @@ def stale_unpaid(session: Session, created_before: datetime, limit: int) -> list
         session.scalars(
             select(PaymentOrder)
             .where(
-                PaymentOrder.status.in_(["NOTPAY", "USERPAYING"]),
+                PaymentOrder.status.in_(["NOTPAY", "USERPAYING", "PAYERROR"]),
                 PaymentOrder.created_at < created_before,
             )
             .order_by(PaymentOrder.created_at)

@@ -23,7 +23,7 @@ def deliver_notification(ctx: JobContext, session: Session, payload: dict[str, A
         status_code = response.status_code
         if status_code not in (200, 204):
             error = response.text[:500]
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         error = f"{type(exc).__name__}: {exc}"
     service.record_attempt(
         session, notification_id, status_code, error, ctx.settings.sandbox_retry_scale

@@ -34,7 +34,7 @@ def deliver(ctx: JobContext, session: Session, payload: dict[str, Any]) -> None:
             timeout=ctx.settings.webhook_timeout_seconds,
         )
         status_code, body = response.status_code, response.text
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         error = f"{type(exc).__name__}: {exc}"
     outcome = service.record_attempt(
         session,
