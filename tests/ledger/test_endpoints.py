@@ -397,3 +397,22 @@ def test_an_analyst_key_reads_but_cannot_move_money(
     assert read.status_code == 200
     assert write.status_code == 403
     assert write.json()["type"] == PROBLEM + "forbidden"
+
+
+def test_opening_an_existing_account_differently_is_a_conflict(
+    client: TestClient, tenant: TenantHandle
+) -> None:
+    body = {"owner": "bank", "asset": "CNY", "overdraft_allowed": True}
+    first = client.post("/v1/ledger/accounts", json=body, headers=tenant.write_headers())
+    again = client.post("/v1/ledger/accounts", json=body, headers=tenant.write_headers())
+    other = client.post(
+        "/v1/ledger/accounts",
+        json={**body, "overdraft_allowed": False},
+        headers=tenant.write_headers(),
+    )
+
+    assert first.status_code == 201
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert other.json()["type"] == "urn:zanloop:problem:duplicate"

@@ -256,9 +256,15 @@ def _balance(account: LedgerAccount) -> Balance:
 def open_account(
     session: Session, tenant_id: str, owner: str, asset: Asset, overdraft_allowed: bool = False
 ) -> LedgerAccount:
+    """Open an account, or return the existing one if it was opened the same way."""
     repository.ensure_accounts(session, tenant_id, asset.value, {owner: overdraft_allowed})
     account = repository.get_account(session, tenant_id, owner, asset.value)
     assert account is not None
+    if account.overdraft_allowed != overdraft_allowed:
+        raise DuplicateConflict(
+            f"the {asset.value} account of {owner} exists with "
+            f"overdraft_allowed={str(account.overdraft_allowed).lower()}"
+        )
     return account
 
 
