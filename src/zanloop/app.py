@@ -18,6 +18,8 @@ from zanloop.ledger.endpoints import router as ledger_router
 from zanloop.ops.endpoints import router as ops_router
 from zanloop.ops.middleware import RequestContext
 from zanloop.payments.endpoints import router as payments_router
+from zanloop.risk import service as risk
+from zanloop.risk.endpoints import router as risk_router
 from zanloop.sandbox.endpoints import router as sandbox_router
 from zanloop.tenancy.endpoints import router as tenancy_router
 from zanloop.webhooks.endpoints import router as webhooks_router
@@ -38,6 +40,7 @@ def create_app(
     database = db or Database(settings.database_url)
     events.wire()
     jobs.load_handlers()
+    risk.configure(settings)
     start_worker = settings.run_worker_in_process if run_worker is None else run_worker
 
     @asynccontextmanager
@@ -72,6 +75,10 @@ def create_app(
                 "name": "webhooks",
                 "description": "Outbound webhooks (Standard Webhooks), delivery log, replay.",
             },
+            {
+                "name": "risk",
+                "description": "Decisions (ALLOW/REVIEW/BLOCK), rules, lists, review queue.",
+            },
             {"name": "tenancy", "description": "The calling tenant and its API keys."},
             {
                 "name": "sandbox",
@@ -92,6 +99,7 @@ def create_app(
         payments_router,
         ledger_router,
         webhooks_router,
+        risk_router,
         sandbox_router,
     ):
         app.include_router(router)

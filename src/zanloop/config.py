@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     bootstrap_demo_tenant: bool = True
 
+    # Risk counters: in this process by default; a Redis URL shares them between processes.
+    redis_url: str | None = None
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

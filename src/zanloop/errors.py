@@ -6,6 +6,7 @@ RFC 9457 problem-details response; anything else reaching the client as a 500 is
     │   └── IdempotencyKeyMissing   400 a money-moving POST without Idempotency-Key
     ├── Unauthorized                401 missing or unknown API key
     ├── Forbidden                   403 key lacks the scope
+    │   └── RiskBlocked             403 risk control blocked the action (reasons attached)
     ├── NotFound                    404 absent, or owned by another tenant
     ├── Conflict                    409 a business rule refuses the change
     │   ├── InvalidState            409 the object is not in a state that allows it
@@ -13,7 +14,8 @@ RFC 9457 problem-details response; anything else reaching the client as a 500 is
     │   ├── DuplicateConflict       409 an id is reused for something different
     │   └── IdempotencyKeyInFlight  409 the first request with this key still runs
     ├── Unprocessable               422 well-formed but semantically wrong (names a field)
-    │   └── IdempotencyKeyReused    422 the key was used with another request body
+    │   ├── IdempotencyKeyReused    422 the key was used with another request body
+    │   └── InvalidDocument         422 a configuration document (risk policy) with errors
     └── ProviderError               502 the payment provider failed or answered nonsense
 """
 
@@ -37,6 +39,8 @@ class ZanloopError(Exception):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
+        # Extra members of the problem-details body (RFC 9457 section 3.2).
+        self.extensions: dict[str, object] = {}
 
 
 class BadRequest(ZanloopError):
@@ -60,6 +64,15 @@ class Forbidden(ZanloopError):
     status_code = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+class RiskBlocked(Forbidden):
+    title = "Blocked by risk control"
+    slug = "risk-blocked"
+
+    def __init__(self, message: str, *, decision_id: str, reasons: list[str]) -> None:
+        super().__init__(message)
+        self.extensions = {"decision_id": decision_id, "reasons": reasons}
 
 
 class NotFound(ZanloopError):
@@ -106,6 +119,15 @@ class Unprocessable(ZanloopError):
 class IdempotencyKeyReused(Unprocessable):
     title = "Idempotency-Key reused with a different request"
     slug = "idempotency-key-reused"
+
+
+class InvalidDocument(Unprocessable):
+    title = "Invalid document"
+    slug = "invalid-document"
+
+    def __init__(self, message: str, *, errors: list[FieldError]) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 class ProviderError(ZanloopError):

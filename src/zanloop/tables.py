@@ -10,6 +10,14 @@ from zanloop.payments.tables import (
     ProviderNotification,
     Refund,
 )
+from zanloop.risk.tables import (
+    RiskAudit,
+    RiskDecision,
+    RiskListEntry,
+    RiskPolicy,
+    RiskReview,
+    RiskSignal,
+)
 from zanloop.sandbox.tables import (
     SandboxMerchant,
     SandboxNotification,
@@ -34,6 +42,12 @@ __all__ = [
     "PaymentProviderConfig",
     "ProviderNotification",
     "Refund",
+    "RiskAudit",
+    "RiskDecision",
+    "RiskListEntry",
+    "RiskPolicy",
+    "RiskReview",
+    "RiskSignal",
     "SandboxMerchant",
     "SandboxNotification",
     "SandboxOrder",

@@ -41,6 +41,7 @@ def problem(
     title: str,
     detail: str,
     errors: list[dict[str, str]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"urn:zanloop:problem:{slug}",
@@ -51,6 +52,8 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    if extensions:
+        body.update({k: v for k, v in extensions.items() if k not in body})
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body["request_id"] = request_id
@@ -76,6 +79,7 @@ def install(app: FastAPI) -> None:
             exc.title,
             exc.message,
             [{"field": e.field, "message": e.message} for e in exc.errors],
+            exc.extensions,
         )
 
     @app.exception_handler(RequestValidationError)
