@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from zanloop.kit.money import Asset
 from zanloop.ledger.domain import MAX_AMOUNT
@@ -70,7 +69,7 @@ class DecisionCreate(BaseModel):
     user_id: str = Text200
     amount_fen: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="The payment amount.")
     device_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
-    ip: IPv4Address | IPv6Address | None = None
+    ip: IPvAnyAddress | None = None
     payment_account: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=NO_NUL, description="The openid."
     )
