@@ -3,6 +3,7 @@
 ``core`` runs, in one go: (a) verified WeChat Pay notifications settled per second through the
 HTTP API on SQLite, (b) batched ledger postings on SQLite beside the raw ``sqlite3`` ceiling,
 and (c) the same postings on PostgreSQL. ``notify``, ``ledger`` and ``postgres`` run a part.
+``risk`` times ``risk.decide``: the decision in-process, with Redis, and logged on SQLite.
 Every run checks its own results and fails (exit status 1) if they are wrong.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from zanloop.bench.core import run_core
 from zanloop.bench.report import Report
+from zanloop.bench.risk import run_risk
 
 BENCHES: dict[str, tuple[str, ...]] = {
     "core": ("notify", "sqlite", "postgres"),
@@ -17,6 +19,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "ledger": ("sqlite", "postgres"),
     "sqlite": ("notify", "sqlite"),
     "postgres": ("postgres",),
+    "risk": ("risk",),
 }
 
 
@@ -28,6 +31,8 @@ def run(what: str = "core", *, quick: bool = False) -> Report:
     """Run a benchmark and return its report, without printing."""
     if what not in BENCHES:
         raise SystemExit(f"unknown benchmark {what!r}; choose one of: {', '.join(BENCHES)}")
+    if what == "risk":
+        return run_risk(quick=quick)
     return run_core(what, BENCHES[what], quick=quick)
 
 
