@@ -106,10 +106,13 @@ def run_worker() -> None:
     from zanloop import events
     from zanloop.db import Database
     from zanloop.jobs.worker import Worker
+    from zanloop.risk import service as risk
 
     _setup()
     settings = get_settings()
     events.wire()
+    # Jobs that decide on actions count against the same limits as the API processes.
+    risk.configure(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
