@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from zanloop.errors import FieldError, InvalidDocument
 from zanloop.risk import rules
@@ -26,6 +26,8 @@ from zanloop.risk.domain import (
 )
 
 ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
+# In a rule, "*" stands for every action.
+RULE_ACTION_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*)$"
 ANY_ACTION = "*"
 MAX_RULES = 200
 MAX_WINDOW_SECONDS = 90 * 86400
@@ -61,14 +63,14 @@ def parse_window(value: Any) -> int:
 
 
 Window = Annotated[int, Field(description="seconds, or text such as 10m, 24h, 7d")]
-Action = Annotated[str, Field(pattern=ACTION_PATTERN, max_length=64)]
+RuleAction = Annotated[str, Field(pattern=RULE_ACTION_PATTERN, max_length=64)]
 
 
 class RuleDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    actions: list[Action | Literal["*"]] = Field(default=[ANY_ACTION], min_length=1)
+    actions: list[RuleAction] = Field(default=[ANY_ACTION], min_length=1)
     verdict: Literal[Verdict.BLOCK, Verdict.REVIEW] = Verdict.BLOCK
     score: int = Field(default=50, ge=0, le=100)
     mode: Mode = Mode.ENFORCE
@@ -91,12 +93,6 @@ class VelocityDoc(WindowedDoc):
     subject: Subject = Subject.USER
     max_count: int | None = Field(default=None, ge=0)
     max_sum_fen: int | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _one_limit(self) -> VelocityDoc:
-        if (self.max_count is None) == (self.max_sum_fen is None):
-            raise ValueError("give exactly one of max_count and max_sum_fen")
-        return self
 
 
 class DistinctUsersDoc(WindowedDoc):
@@ -191,28 +187,40 @@ class PolicyDocument(BaseModel):
     )
     rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES)
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> PolicyDocument:
-        seen: set[str] = set()
-        for index, rule in enumerate(self.rules):
-            if rule.id in seen:
-                raise ValueError(f"rules[{index}].id: rule id {rule.id!r} is used twice")
-            seen.add(rule.id)
-        return self
+
+def _semantic_errors(document: PolicyDocument) -> list[FieldError]:
+    """What the field types cannot say: one limit per velocity rule, unique rule ids."""
+    errors = []
+    seen: set[str] = set()
+    for index, rule in enumerate(document.rules):
+        if isinstance(rule, VelocityDoc) and (rule.max_count is None) == (
+            rule.max_sum_fen is None
+        ):
+            errors.append(
+                FieldError(
+                    f"rules.{index}.max_count", "give exactly one of max_count and max_sum_fen"
+                )
+            )
+        if rule.id in seen:
+            errors.append(FieldError(f"rules.{index}.id", f"rule id {rule.id!r} is used twice"))
+        seen.add(rule.id)
+    return errors
 
 
 def parse(data: Any) -> PolicyDocument:
     """Validate a policy given as parsed JSON/YAML; errors name the field (``rules.2.window``)."""
     try:
-        return PolicyDocument.model_validate(data)
+        document = PolicyDocument.model_validate(data)
     except ValidationError as exc:
         errors = [
             FieldError(_field(e["loc"]), e["msg"].removeprefix("Value error, "))
             for e in exc.errors()
         ]
-        raise InvalidDocument(
-            f"the risk policy has {len(errors)} error(s)", errors=errors
-        ) from None
+    else:
+        errors = _semantic_errors(document)
+        if not errors:
+            return document
+    raise InvalidDocument(f"the risk policy has {len(errors)} error(s)", errors=errors)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
