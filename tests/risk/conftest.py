@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -11,7 +10,7 @@ REDIS_URL = os.environ.get("ZANLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url() -> str:
     """The Redis that CI starts; the test fails (not skips) when it is down, because the Redis
     counters are a product path. Keys carry tenant ids unique to each test, and the database is
     never flushed: other test processes share it."""
@@ -22,7 +21,7 @@ def redis_url() -> Iterator[str]:
         pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
     finally:
         client.close()
-    yield REDIS_URL
+    return REDIS_URL
 
 
 @pytest.fixture

@@ -91,8 +91,20 @@ class Signal:
         return self.payment_account
 
 
-def subnet_of(ip: str) -> str:
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4-mapped IPv6 address (``::ffff:1.2.3.4``) is the IPv4 address it carries."""
     address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def canonical_ip(ip: str) -> str:
+    return str(_address(ip))
+
+
+def subnet_of(ip: str) -> str:
+    address = _address(ip)
     prefix = 24 if address.version == 4 else 64
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
@@ -336,12 +348,16 @@ class ListIndex:
             value = signal.subject(subject)
             if value is None:
                 continue
+            if subject is Subject.IP:
+                value = canonical_ip(value)
             for entry in self._exact.get((subject, value), ()):
                 hits.append(ListHit(entry.list_name, subject, value, entry.note))
         if self._ranges and signal.ip:
-            address = ipaddress.ip_address(signal.ip)
+            raw = ipaddress.ip_address(signal.ip)
+            # A mapped address is in the IPv4 ranges of its IPv4 form and in the IPv6 ranges.
+            forms = {raw, _address(signal.ip)}
             for network, entry in self._ranges:
-                if address.version == network.version and address in network:
+                if any(a.version == network.version and a in network for a in forms):
                     hits.append(ListHit(entry.list_name, Subject.IP, entry.value, entry.note))
         return tuple(hits)
 
@@ -355,7 +371,7 @@ def normalise_list_value(subject: Subject, value: str) -> str:
         try:
             if "/" in value:
                 return str(ipaddress.ip_network(value, strict=False))
-            return str(ipaddress.ip_address(value))
+            return canonical_ip(value)
         except ValueError:
             raise Unprocessable(
                 f"{value!r} is not an IP address or CIDR range", field="value"

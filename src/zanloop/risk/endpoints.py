@@ -13,7 +13,7 @@ from zanloop.http.writes import Writer, writer
 from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, encode_cursor
 from zanloop.ledger.schemas import NO_NUL
 from zanloop.risk import explanations, policy, reviews, schemas, service
-from zanloop.risk.domain import Signal, Subject, Verdict
+from zanloop.risk.domain import Signal, Subject, Verdict, canonical_ip
 from zanloop.risk.policy import ACTION_PATTERN
 from zanloop.risk.tables import RiskDecision, RiskListEntry, RiskReview
 from zanloop.tenancy.domain import Principal, Scope
@@ -84,7 +84,7 @@ def decide(body: schemas.DecisionCreate, write: DecideWriter) -> Response:
             at=service.now(),
             amount_fen=body.amount_fen,
             device_id=body.device_id,
-            ip=str(body.ip) if body.ip is not None else None,
+            ip=canonical_ip(str(body.ip)) if body.ip is not None else None,
             payment_account=body.payment_account,
             payment_order_id=body.payment_order_id,
             account_created_at=body.account_created_at,

@@ -71,7 +71,8 @@ class RuleDoc(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     actions: list[RuleAction] = Field(default=[ANY_ACTION], min_length=1)
-    verdict: Literal[Verdict.BLOCK, Verdict.REVIEW] = Verdict.BLOCK
+    # ALLOW: the rule only adds its score; weak signals together reach review_score.
+    verdict: Literal["BLOCK", "REVIEW", "ALLOW"] = "BLOCK"
     score: int = Field(default=50, ge=0, le=100)
     mode: Mode = Mode.ENFORCE
     description: str = Field(default="", max_length=500)
@@ -99,7 +100,7 @@ class DistinctUsersDoc(WindowedDoc):
     """Accounts seen on one device, IP, IP subnet or payment account in a window."""
 
     type: Literal["distinct_users"]
-    subject: Literal[Subject.DEVICE, Subject.IP, Subject.IP_SUBNET, Subject.PAYMENT_ACCOUNT]
+    subject: Literal["device", "ip", "ip_subnet", "payment_account"]
     max_users: int = Field(ge=1)
 
 
@@ -193,9 +194,7 @@ def _semantic_errors(document: PolicyDocument) -> list[FieldError]:
     errors = []
     seen: set[str] = set()
     for index, rule in enumerate(document.rules):
-        if isinstance(rule, VelocityDoc) and (rule.max_count is None) == (
-            rule.max_sum_fen is None
-        ):
+        if isinstance(rule, VelocityDoc) and (rule.max_count is None) == (rule.max_sum_fen is None):
             errors.append(
                 FieldError(
                     f"rules.{index}.max_count", "give exactly one of max_count and max_sum_fen"
@@ -248,7 +247,12 @@ def parse_yaml(text: str) -> PolicyDocument:
 
 
 def _compile_rule(doc: Any) -> rules.RuleBase:
-    common = {"rule_id": doc.id, "verdict": doc.verdict, "score": doc.score, "mode": doc.mode}
+    common = {
+        "rule_id": doc.id,
+        "verdict": Verdict(doc.verdict),
+        "score": doc.score,
+        "mode": doc.mode,
+    }
     if isinstance(doc, VelocityDoc):
         return rules.Velocity(
             **common,
@@ -259,7 +263,10 @@ def _compile_rule(doc: Any) -> rules.RuleBase:
         )
     if isinstance(doc, DistinctUsersDoc):
         return rules.DistinctUsers(
-            **common, subject=doc.subject, window_seconds=doc.window, max_users=doc.max_users
+            **common,
+            subject=Subject(doc.subject),
+            window_seconds=doc.window,
+            max_users=doc.max_users,
         )
     if isinstance(doc, NewAccountRuleDoc):
         return rules.NewAccount(
