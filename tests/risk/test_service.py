@@ -169,3 +169,31 @@ def test_a_new_account_is_judged_by_its_age_at_the_decision(
 
     assert verdict(young) == "REVIEW"
     assert verdict(old) == "ALLOW"
+
+
+def test_weak_signals_that_only_add_scores_together_ask_for_a_review(
+    db: Database, make_tenant: Callable[..., TenantHandle]
+) -> None:
+    # given: two score-only rules, each alone below the review score
+    tenant = make_tenant()
+    weak = {"type": "amount_limit", "actions": ["checkin"], "verdict": "ALLOW", "score": 40}
+    document = policy.parse(
+        {
+            "review_score": 60,
+            "rules": [
+                {**weak, "id": "above-10", "max_amount_fen": 1000},
+                {**weak, "id": "above-50", "max_amount_fen": 5000},
+            ],
+        }
+    )
+    with db.session() as session:
+        service.set_policy(session, tenant.id, document, "test")
+
+        def decide(amount_fen: int) -> tuple[str, int]:
+            d = service.decide(session, tenant.id, Signal("checkin", "w", utcnow(), amount_fen))
+            return d.verdict, d.score
+
+        # then
+        assert decide(500) == ("ALLOW", 0)
+        assert decide(2000) == ("ALLOW", 40)
+        assert decide(9000) == ("REVIEW", 80)
