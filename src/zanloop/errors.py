@@ -12,6 +12,7 @@ RFC 9457 problem-details response; anything else reaching the client as a 500 is
     │   ├── InvalidState            409 the object is not in a state that allows it
     │   ├── InsufficientFunds       409 an account would go below zero
     │   ├── DuplicateConflict       409 an id is reused for something different
+    │   ├── PayerNotBound           409 paying needs a bound payment account
     │   └── IdempotencyKeyInFlight  409 the first request with this key still runs
     ├── Unprocessable               422 well-formed but semantically wrong (names a field)
     │   ├── IdempotencyKeyReused    422 the key was used with another request body
@@ -34,6 +35,8 @@ class ZanloopError(Exception):
     status_code = 500
     title = "Internal error"
     slug = "internal"
+    # True: the request's changes so far are committed before the error is answered.
+    keeps_changes = False
 
     def __init__(self, message: str, *, errors: list[FieldError] | None = None) -> None:
         super().__init__(message)
@@ -69,6 +72,8 @@ class Forbidden(ZanloopError):
 class RiskBlocked(Forbidden):
     title = "Blocked by risk control"
     slug = "risk-blocked"
+    # The decision that blocked is logged even though the action is refused.
+    keeps_changes = True
 
     def __init__(self, message: str, *, decision_id: str, reasons: list[str]) -> None:
         super().__init__(message)
@@ -100,6 +105,11 @@ class InsufficientFunds(Conflict):
 class DuplicateConflict(Conflict):
     title = "Duplicate identifier"
     slug = "duplicate"
+
+
+class PayerNotBound(Conflict):
+    title = "No payment account bound"
+    slug = "payer-not-bound"
 
 
 class IdempotencyKeyInFlight(Conflict):

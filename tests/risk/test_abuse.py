@@ -174,9 +174,11 @@ def test_a_reward_needs_a_completed_payment_of_that_amount_and_payer(
         assert decision["verdict"] == "BLOCK", code
         assert codes(decision) == {code}
     assert decide(client, tenant, **_reward(paid, "mia"))["verdict"] == "ALLOW"
-    # by out_trade_no too
-    by_out_trade_no = _reward(paid, "mia", payment_order_id=paid["out_trade_no"])
-    assert decide(client, tenant, **by_out_trade_no)["verdict"] == "ALLOW"
+    # one reward per payment, whichever id names it; another user cannot claim it either
+    again = decide(client, tenant, **_reward(paid, "mia", payment_order_id=paid["out_trade_no"]))
+    thief = decide(client, tenant, **_reward(paid, "nina"))
+    assert codes(again) == {"payment_reused"}
+    assert again["verdict"] == thief["verdict"] == "BLOCK"
 
 
 def test_an_allow_listed_tester_skips_velocity_but_not_the_payment_checks(

@@ -665,11 +665,25 @@ def test_real_name_passes_a_bound_verified_payer() -> None:
             id="amount-mismatch",
         ),
         pytest.param(
-            _signal(payment_order_id="ord_1", payment_account="openid_other"),
+            _signal(payment_order_id="ord_1", amount_fen=1000, payment_account="openid_other"),
             _paid(),
             "payer_mismatch",
             "payment order ord_1 was paid by another payment account",
             id="payer-mismatch",
+        ),
+        pytest.param(
+            _signal(payment_order_id="ord_1", amount_fen=1000),
+            _paid(),
+            "payer_mismatch",
+            "the action names no payment account; it must be the payer of order ord_1",
+            id="payer-not-named",
+        ),
+        pytest.param(
+            _signal(payment_order_id="ord_1"),
+            _paid(),
+            "payment_amount_mismatch",
+            "the action claims 0.00 CNY but payment order ord_1 paid 10.00 CNY",
+            id="amount-not-named",
         ),
     ],
 )
@@ -682,18 +696,21 @@ def test_verified_payment_names_what_is_wrong_with_the_payment(
     assert (reason.code, reason.message) == (code, message)
 
 
-@pytest.mark.parametrize(
-    "signal",
-    [
-        pytest.param(
-            _signal(payment_order_id="ord_1", amount_fen=1000, payment_account="openid_1"),
-            id="all-match",
-        ),
-        pytest.param(_signal(payment_order_id="ord_1"), id="no-amount-or-payer-claimed"),
-    ],
-)
-def test_verified_payment_passes_a_completed_matching_payment(signal: Signal) -> None:
+def test_verified_payment_passes_a_completed_matching_payment() -> None:
+    signal = _signal(payment_order_id="ord_1", amount_fen=1000, payment_account="openid_1")
     assert VerifiedPayment(**_common()).check(signal, Facts(payment=_paid())) is None
+
+
+def test_verified_payment_refuses_a_payment_that_already_stands_behind_the_action() -> None:
+    signal = _signal(payment_order_id="ord_1", amount_fen=1000, payment_account="openid_1")
+
+    reason = VerifiedPayment(**_common()).check(
+        signal, Facts(payment=_paid(), payment_used_by="rsk_first")
+    )
+
+    assert reason is not None
+    assert reason.code == "payment_reused"
+    assert "(decision rsk_first)" in reason.message
 
 
 def test_refund_after_reward_fires_at_max_refunds() -> None:

@@ -3,6 +3,7 @@ log, explanations, and tenant isolation."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,14 +174,40 @@ def test_list_entries_are_idempotent_removable_and_may_expire(
     assert after["verdict"] == "ALLOW"
 
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    client.post(
+    in_the_past = client.post(
         "/v1/risk/lists",
         json={"list": "block", "subject": "user", "value": "quinn", "expires_at": past},
         headers=tenant.headers,
-    ).raise_for_status()
-    assert decide(client, tenant, **pin("quinn", "emulator-7", "10.5.0.1"))["verdict"] == "ALLOW"
-    listed = client.get("/v1/risk/lists", params={"list": "block"}, headers=tenant.headers)
-    assert [e["value"] for e in listed.json()["data"]] == ["quinn"]
+    )
+    assert in_the_past.status_code == 422
+    assert in_the_past.json()["errors"][0]["field"] == "expires_at"
+
+
+def test_a_list_entry_stops_blocking_when_it_runs_out_and_can_be_renewed(
+    client: TestClient, tenant: TenantHandle
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    entry = client.post(
+        "/v1/risk/lists",
+        json={"list": "block", "subject": "user", "value": "ruth", "expires_at": soon},
+        headers=tenant.headers,
+    ).json()
+    assert decide(client, tenant, **pin("ruth", "d-ruth", "10.5.1.1"))["verdict"] == "BLOCK"
+
+    # when: its time has passed
+    time.sleep(1.6)
+    after = decide(client, tenant, **pin("ruth", "d-ruth", "10.5.1.1"))
+    renewed = client.post(
+        "/v1/risk/lists",
+        json={"list": "block", "subject": "user", "value": "ruth", "note": "again"},
+        headers=tenant.headers,
+    )
+
+    # then
+    assert after["verdict"] == "ALLOW"
+    assert renewed.status_code == 201
+    assert renewed.json()["id"] == entry["id"]
+    assert decide(client, tenant, **pin("ruth", "d-ruth", "10.5.1.1"))["verdict"] == "BLOCK"
 
 
 def test_the_decision_log_filters_and_pages(client: TestClient, tenant: TenantHandle) -> None:
@@ -293,3 +320,43 @@ def test_one_tenant_never_sees_or_shares_anothers_risk_data(
         b_wes["id"],
         b_first["id"],
     ]
+
+
+def test_a_reference_reused_for_another_action_body_is_a_conflict(
+    client: TestClient, tenant: TenantHandle
+) -> None:
+    first = decide(client, tenant, action="checkin", user_id="u1", reference="visit-1")
+    other = client.post(
+        "/v1/risk/decisions",
+        json={"action": "checkin", "user_id": "mallory", "reference": "visit-1"},
+        headers=tenant.write_headers(),
+    )
+    assert first["verdict"] == "ALLOW"
+    assert other.status_code == 409
+
+
+def test_text_that_cannot_be_stored_or_answered_is_refused(
+    client: TestClient, tenant: TenantHandle
+) -> None:
+    for body in (
+        '{"action": "checkin", "user_id": "u", "context": {"note": "\\ud800"}}',
+        '{"action": "checkin", "user_id": "\\udfff"}',
+        '{"action": "checkin", "user_id": "u", "context": {"ratio": NaN}}',
+    ):
+        response = client.post(
+            "/v1/risk/decisions",
+            content=body,
+            headers={**tenant.write_headers(), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, body
+    assert client.get("/v1/risk/decisions", headers=tenant.headers).status_code == 200
+
+
+def test_a_decision_says_how_many_rules_knew_the_action(
+    client: TestClient, tenant: TenantHandle
+) -> None:
+    known = decide(client, tenant, **pin("sue", "d-sue", "10.9.9.9"))
+    typo = decide(client, tenant, action="pin.purchse", user_id="sue", amount_fen=10**9)
+
+    assert known["rules_evaluated"] == 7
+    assert (typo["verdict"], typo["rules_evaluated"]) == ("ALLOW", 0)

@@ -248,3 +248,102 @@ def test_approved_reviews_move_exactly_their_amounts_and_rejected_ones_nothing(
     assert (merchant["balance"], merchant["pending_out"]) == (BUDGET - approved, 0)
     for i, (_, points, ok) in enumerate(reviews):
         assert _balance(client, funded, f"user:{i}")["balance"] == (points if ok else 0)
+
+
+def test_the_ledger_api_cannot_settle_a_hold_the_review_queue_owns(
+    client: TestClient, funded: TenantHandle
+) -> None:
+    review = _held_reward(client, funded, "user:6", 100)["review"]
+
+    posted = client.post(
+        f"/v1/ledger/holds/{review['hold_id']}/post", headers=funded.write_headers()
+    )
+    voided = client.post(
+        f"/v1/ledger/holds/{review['hold_id']}/void", headers=funded.write_headers()
+    )
+    placed = client.post(
+        "/v1/ledger/holds",
+        json={
+            "hold_id": "managed:risk-review:forged",
+            "asset": "POINTS",
+            "from_owner": MERCHANT,
+            "to_owner": "user:6",
+            "amount": 1,
+        },
+        headers=funded.write_headers(),
+    )
+
+    assert posted.status_code == voided.status_code == placed.status_code == 409
+    assert (
+        client.get(f"/v1/ledger/holds/{review['hold_id']}", headers=funded.headers).json()["status"]
+        == "PENDING"
+    )
+
+
+def test_only_merchant_keys_may_hold_an_effect(
+    client: TestClient, funded: TenantHandle, db: Any
+) -> None:
+    from zanloop.tenancy import service as tenancy
+
+    with db.session() as session:
+        app_key = tenancy.create_key(session, funded.id, "app", [Scope.APP]).plaintext
+    app = TenantHandle(funded.id, app_key)
+
+    response = client.post(
+        "/v1/risk/decisions",
+        json={
+            "action": "reward.grant",
+            "user_id": "victim",
+            "amount_fen": 20000,
+            "hold": {"asset": "POINTS", "from_owner": MERCHANT, "to_owner": "x", "amount": 1},
+        },
+        headers=app.write_headers(),
+    )
+
+    assert response.status_code == 403
+    assert _balance(client, funded, MERCHANT)["pending_out"] == 0
+
+
+def test_a_review_on_a_refunded_payment_is_rejected_whatever_the_action(
+    client: TestClient,
+    funded: TenantHandle,
+    worker: Worker,
+    paid_order: Callable[..., dict[str, Any]],
+) -> None:
+    # given: a custom action held for review on a real payment
+    client.put(
+        "/v1/risk/policy",
+        json={
+            "rules": [
+                {
+                    "id": "all-big",
+                    "type": "amount_limit",
+                    "actions": ["*"],
+                    "max_amount_fen": 100,
+                    "verdict": "REVIEW",
+                }
+            ]
+        },
+        headers=funded.headers,
+    ).raise_for_status()
+    order = paid_order(funded, 20000, payer_openid="o-pat")
+    review = decide(
+        client,
+        funded,
+        action="membership.upgrade",
+        user_id="user:7",
+        amount_fen=20000,
+        payment_order_id=order["id"],
+        hold={"asset": "POINTS", "from_owner": MERCHANT, "to_owner": "user:7", "amount": 300},
+    )["review"]
+
+    # when
+    client.post(
+        f"/v1/payments/orders/{order['id']}/refunds", headers=funded.write_headers()
+    ).raise_for_status()
+    worker.drain()
+
+    # then
+    after = client.get(f"/v1/risk/reviews/{review['id']}", headers=funded.headers).json()
+    assert after["status"] == "REJECTED"
+    assert _balance(client, funded, MERCHANT)["available"] == BUDGET

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import TenantHandle
 from zanloop.db import Database
-from zanloop.errors import InvalidState, RiskBlocked
+from zanloop.errors import InvalidState, RiskBlocked, Unprocessable
 from zanloop.kit.clock import utcnow
 from zanloop.kit.money import Asset
 from zanloop.ledger import service as ledger
@@ -197,3 +197,86 @@ def test_weak_signals_that_only_add_scores_together_ask_for_a_review(
         assert decide(500) == ("ALLOW", 0)
         assert decide(2000) == ("ALLOW", 40)
         assert decide(9000) == ("REVIEW", 80)
+
+
+def test_counters_are_given_back_when_the_transaction_rolls_back(
+    db: Database, make_tenant: Callable[..., TenantHandle]
+) -> None:
+    tenant = make_tenant()
+    store = MemoryCounterStore()
+    signal = Signal("like.prompt", "rolled-back", utcnow())
+
+    def decide_then_fail() -> None:
+        with db.session() as session:
+            service.decide(session, tenant.id, signal, counters=store)
+            raise RuntimeError("the caller's work failed")
+
+    # when: three decisions whose transactions fail afterwards
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            decide_then_fail()
+
+    # then: the daily allowance of three prompts is untouched
+    with db.session() as session:
+        verdicts = [
+            service.decide(session, tenant.id, signal, counters=store).verdict for _ in range(4)
+        ]
+    assert verdicts == ["ALLOW", "ALLOW", "ALLOW", "BLOCK"]
+
+
+def test_ip_addresses_are_compared_in_one_form(
+    db: Database, make_tenant: Callable[..., TenantHandle]
+) -> None:
+    tenant = make_tenant()
+    strict = policy.parse(
+        {
+            "rules": [
+                {
+                    "id": "ip",
+                    "type": "velocity",
+                    "actions": ["checkin"],
+                    "subject": "ip",
+                    "window": "1h",
+                    "max_count": 2,
+                }
+            ]
+        }
+    )
+    with db.session() as session:
+        service.set_policy(session, tenant.id, strict, "test")
+        forms = ["2001:DB8::1", "2001:db8:0::1", "2001:db8::1"]
+        verdicts = [
+            service.decide(session, tenant.id, Signal("checkin", f"u{i}", utcnow(), ip=ip)).verdict
+            for i, ip in enumerate(forms)
+        ]
+        with pytest.raises(Unprocessable):
+            service.decide(session, tenant.id, Signal("checkin", "u", utcnow(), ip="10.0.0.300"))
+    assert verdicts == ["ALLOW", "ALLOW", "BLOCK"]
+
+
+def test_concurrent_requests_for_one_reference_count_once(
+    db: Database, make_tenant: Callable[..., TenantHandle]
+) -> None:
+    tenant = make_tenant()
+    store = MemoryCounterStore()
+    signal = Signal("like.prompt", "racer", utcnow())
+
+    def decide_once(_: int) -> str:
+        with db.session() as session:
+            return service.decide(
+                session, tenant.id, signal, reference="prompt-1", counters=store
+            ).id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = set(pool.map(decide_once, range(8)))
+
+    # then: one decision, one prompt counted, two of the day's three left
+    with db.session() as session:
+        later = [
+            service.decide(
+                session, tenant.id, Signal("like.prompt", "racer", utcnow()), counters=store
+            ).verdict
+            for _ in range(3)
+        ]
+    assert len(ids) == 1
+    assert later == ["ALLOW", "ALLOW", "BLOCK"]

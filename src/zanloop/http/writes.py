@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from zanloop.db import Database
-from zanloop.errors import IdempotencyKeyMissing
+from zanloop.errors import IdempotencyKeyMissing, ZanloopError
 from zanloop.http.deps import get_db
 from zanloop.idempotency import domain as idempotency_domain
 from zanloop.idempotency import service as idempotency
@@ -36,16 +36,27 @@ class Writer:
             replay = idempotency.claim(self.db, self.tenant_id, self.key, self.fingerprint)
             if replay is not None:
                 return _respond(replay.body, replay.status_code, {"Idempotent-Replayed": "true"})
+        refusal: ZanloopError | None = None
         try:
             with self.db.session() as session:
-                result = work(session)
-                body = _dump(result)
-                if self.key is not None:
-                    idempotency.complete(session, self.tenant_id, self.key, status_code, body)
+                try:
+                    result = work(session)
+                except ZanloopError as exc:
+                    if not exc.keeps_changes:
+                        raise
+                    refusal = exc  # commit what led to it (a risk decision's log), then refuse
+                else:
+                    body = _dump(result)
+                    if self.key is not None:
+                        idempotency.complete(session, self.tenant_id, self.key, status_code, body)
         except BaseException:
             if self.key is not None:
                 idempotency.release(self.db, self.tenant_id, self.key)
             raise
+        if refusal is not None:
+            if self.key is not None:
+                idempotency.release(self.db, self.tenant_id, self.key)
+            raise refusal
         return _respond(body, status_code)
 
 

@@ -240,6 +240,19 @@ def hold_transfer_id(hold_id: str) -> str:
     return f"{HOLD_POST_PREFIX}{hold_id}"
 
 
+# Holds whose id starts with this belong to a workflow (the risk review queue): only that
+# workflow settles them, never the generic ledger API.
+MANAGED_HOLD_PREFIX = "managed:"
+
+
+def check_hold_not_managed(hold_id: str) -> None:
+    if hold_id.startswith(MANAGED_HOLD_PREFIX):
+        raise InvalidState(
+            f"hold {hold_id} is settled by its own workflow (the risk review queue), "
+            "not through the ledger API"
+        )
+
+
 def check_hold_id(hold_id: str) -> None:
     if not 1 <= len(hold_id) <= MAX_HOLD_ID:
         raise Unprocessable(f"hold_id must be 1 to {MAX_HOLD_ID} characters", field="hold_id")

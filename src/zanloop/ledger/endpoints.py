@@ -10,7 +10,7 @@ from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.kit.money import Asset
 from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
-from zanloop.ledger import schemas, service
+from zanloop.ledger import domain, schemas, service
 from zanloop.ledger.domain import Leg, Transfer, TransferRequest
 from zanloop.ledger.tables import LedgerAccount, LedgerHold
 from zanloop.tenancy.domain import Principal, Scope
@@ -21,6 +21,11 @@ MoneyWriter = Annotated[Writer, Depends(writer(require(Scope.MERCHANT), key_requ
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 # Ids and owners in the path: the same characters the bodies allow.
 PathText = Annotated[str, Path(pattern=schemas.NO_NUL)]
+
+
+def _unmanaged(hold_id: str) -> str:
+    domain.check_hold_not_managed(hold_id)
+    return hold_id
 
 
 def _request(body: schemas.TransferCreate) -> TransferRequest:
@@ -211,6 +216,7 @@ def list_entries(
 )
 def place_hold(body: schemas.HoldCreate, write: MoneyWriter) -> Response:
     def work(session: Session) -> schemas.Hold:
+        domain.check_hold_not_managed(body.hold_id)
         hold, _ = service.place_hold(
             session,
             write.tenant_id,
@@ -238,12 +244,16 @@ def post_hold(
 ) -> Response:
     amount = body.amount if body else None
     return write(
-        lambda session: _hold(session, service.post_hold(session, write.tenant_id, hold_id, amount))
+        lambda session: _hold(
+            session, service.post_hold(session, write.tenant_id, _unmanaged(hold_id), amount)
+        )
     )
 
 
 @router.post("/holds/{hold_id}/void", response_model=schemas.Hold, summary="Void a hold")
 def void_hold(hold_id: PathText, write: MoneyWriter) -> Response:
     return write(
-        lambda session: _hold(session, service.void_hold(session, write.tenant_id, hold_id))
+        lambda session: _hold(
+            session, service.void_hold(session, write.tenant_id, _unmanaged(hold_id))
+        )
     )

@@ -16,6 +16,7 @@ call, so a decision with several rules could not be checked and recorded atomica
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ import redis
 from zanloop.risk.domain import CounterCheck, CounterKind, CounterReading
 
 BUCKETS = 60
-_SWEEP_EVERY = 4096
+# Expired keys are dropped a few at a time on each call, so no call waits for a full scan.
+_SWEEP_BATCH = 32
 
 
 def bucket_width(window_seconds: int) -> int:
@@ -41,6 +43,12 @@ class CounterStore(Protocol):
     def apply(
         self, checks: Sequence[CounterCheck], now: float, record: bool
     ) -> list[CounterReading]: ...
+
+    def release(
+        self, checks: Sequence[CounterCheck], readings: Sequence[CounterReading], now: float
+    ) -> None:
+        """Give back what ``apply(checks, now, record=True)`` recorded (its transaction rolled
+        back): sums lose the increment, a member added then is removed again."""
 
 
 def commits(
@@ -59,8 +67,9 @@ class MemoryCounterStore:
         self._sums: dict[str, dict[int, int]] = {}
         self._members: dict[str, dict[str, float]] = {}
         self._expires: dict[str, float] = {}
+        # (scheduled expiry, key), one entry per key: the sweep pops the oldest and checks.
+        self._schedule: list[tuple[float, str]] = []
         self._lock = threading.Lock()
-        self._calls = 0
 
     def apply(
         self, checks: Sequence[CounterCheck], now: float, record: bool
@@ -70,10 +79,23 @@ class MemoryCounterStore:
             if commits(checks, readings, record):
                 for check in checks:
                     self._bump(check, now)
-            self._calls += 1
-            if self._calls % _SWEEP_EVERY == 0:
-                self._sweep(now)
+            self._sweep(now)
             return readings
+
+    def release(
+        self, checks: Sequence[CounterCheck], readings: Sequence[CounterReading], now: float
+    ) -> None:
+        with self._lock:
+            for check, reading in zip(checks, readings, strict=True):
+                if check.kind is CounterKind.SUM:
+                    buckets = self._sums.get(check.key)
+                    bucket = int(now // bucket_width(check.window_seconds))
+                    if buckets is not None and bucket in buckets:
+                        buckets[bucket] -= check.increment
+                elif not reading.already_member:
+                    members = self._members.get(check.key)
+                    if members is not None and members.get(check.member) == now:
+                        del members[check.member]
 
     def _read(self, check: CounterCheck, now: float) -> CounterReading:
         width = bucket_width(check.window_seconds)
@@ -101,10 +123,20 @@ class MemoryCounterStore:
             buckets[bucket] = buckets.get(bucket, 0) + check.increment
         else:
             self._members.setdefault(check.key, {})[check.member] = now
-        self._expires[check.key] = now + check.window_seconds + 2 * width
+        until = now + check.window_seconds + 2 * width
+        if check.key not in self._expires:
+            heapq.heappush(self._schedule, (until, check.key))
+        self._expires[check.key] = until
 
     def _sweep(self, now: float) -> None:
-        for key in [k for k, until in self._expires.items() if until < now]:
+        for _ in range(_SWEEP_BATCH):
+            if not self._schedule or self._schedule[0][0] >= now:
+                return
+            _, key = heapq.heappop(self._schedule)
+            until = self._expires[key]
+            if until >= now:  # used again since: look at it when it really runs out
+                heapq.heappush(self._schedule, (until, key))
+                continue
             del self._expires[key]
             self._sums.pop(key, None)
             self._members.pop(key, None)
@@ -141,7 +173,8 @@ for i = 1, n do
     values[i], present[i] = total, 0
     if blocking and total + inc > limit then ok = false end
   else
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. tostring(now - window - width))
+    local cutoff = string.format('%.17g', now - window - width)
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. cutoff)
     local card = redis.call('ZCARD', KEYS[i])
     local seen = redis.call('ZSCORE', KEYS[i], member)
     values[i], present[i] = card, seen and 1 or 0
@@ -166,6 +199,28 @@ return values
 """
 
 
+# Gives back one recorded decision. ARGV: now, then four per check: kind, window, increment,
+# member-to-remove ('' when the member was already there before the decision).
+_RELEASE = """
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local a = 1 + (i - 1) * 4
+  local window = tonumber(ARGV[a + 2])
+  local width = math.max(1, math.ceil(window / 60))
+  if ARGV[a + 1] == 'sum' then
+    local bucket = tostring(math.floor(now / width))
+    if redis.call('HEXISTS', KEYS[i], bucket) == 1 then
+      redis.call('HINCRBY', KEYS[i], bucket, -tonumber(ARGV[a + 3]))
+    end
+  elseif ARGV[a + 4] ~= '' then
+    local seen = redis.call('ZSCORE', KEYS[i], ARGV[a + 4])
+    if seen and tonumber(seen) == now then redis.call('ZREM', KEYS[i], ARGV[a + 4]) end
+  end
+end
+return 0
+"""
+
+
 class RedisCounterStore:
     """Counters shared by every API and worker process that points at one Redis."""
 
@@ -174,6 +229,7 @@ class RedisCounterStore:
             url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
         )
         self._script = self.client.register_script(_APPLY)
+        self._release = self.client.register_script(_RELEASE)
 
     def apply(
         self, checks: Sequence[CounterCheck], now: float, record: bool
@@ -196,6 +252,20 @@ class RedisCounterStore:
             raise CountersUnavailable(str(exc)) from exc
         n = len(checks)
         return [CounterReading(int(raw[i]), bool(int(raw[n + i]))) for i in range(n)]
+
+    def release(
+        self, checks: Sequence[CounterCheck], readings: Sequence[CounterReading], now: float
+    ) -> None:
+        if not checks:
+            return
+        args: list[str | int] = [repr(now)]
+        for c, r in zip(checks, readings, strict=True):
+            member = c.member if c.kind is CounterKind.DISTINCT and not r.already_member else ""
+            args += [c.kind.value, c.window_seconds, c.increment, member]
+        try:
+            self._release(keys=[c.key for c in checks], args=args)
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
 
 
 _stores: dict[str | None, CounterStore] = {}

@@ -10,7 +10,10 @@ enforced rules that fired, raised to REVIEW when the summed score reaches the re
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,6 +106,28 @@ def canonical_ip(ip: str) -> str:
     return str(_address(ip))
 
 
+def signal_fingerprint(signal: Signal) -> str:
+    """The caller's description of the action, not the time it was asked."""
+    body = json.dumps(
+        [
+            signal.action,
+            signal.user_id,
+            signal.amount_fen,
+            signal.device_id,
+            signal.ip,
+            signal.payment_account,
+            signal.payment_order_id,
+            signal.payer_verified,
+            signal.account_created_at.isoformat() if signal.account_created_at else None,
+            dict(signal.context),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=65536)
 def subnet_of(ip: str) -> str:
     address = _address(ip)
     prefix = 24 if address.version == 4 else 64
@@ -147,6 +172,8 @@ class Facts:
 
     listed: tuple[ListHit, ...] = ()
     payment: PaymentFacts | None = None
+    # An earlier decision that let the same action stand on the same payment.
+    payment_used_by: str | None = None
     refunds_after_reward: int = 0
 
 

@@ -6,14 +6,14 @@ import yaml
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from zanloop.errors import Unprocessable
+from zanloop.errors import Forbidden, Unprocessable
 from zanloop.http.deps import ReadSession, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, encode_cursor
 from zanloop.ledger.schemas import NO_NUL
 from zanloop.risk import explanations, policy, reviews, schemas, service
-from zanloop.risk.domain import Signal, Subject, Verdict, canonical_ip
+from zanloop.risk.domain import Signal, Subject, Verdict
 from zanloop.risk.policy import ACTION_PATTERN
 from zanloop.risk.tables import RiskDecision, RiskListEntry, RiskReview
 from zanloop.tenancy.domain import Principal, Scope
@@ -84,25 +84,28 @@ def decide(body: schemas.DecisionCreate, write: DecideWriter) -> Response:
             at=service.now(),
             amount_fen=body.amount_fen,
             device_id=body.device_id,
-            ip=canonical_ip(str(body.ip)) if body.ip is not None else None,
+            ip=str(body.ip) if body.ip is not None else None,
             payment_account=body.payment_account,
             payment_order_id=body.payment_order_id,
             account_created_at=body.account_created_at,
             payer_verified=body.payer_verified,
             context=body.context,
         )
-        decision = service.decide(session, write.tenant_id, signal, reference=body.reference)
-        review = None
-        if body.hold is not None and decision.verdict == Verdict.REVIEW.value:
-            hold = body.hold
-            review = reviews.hold_for_review(
-                session,
-                decision,
-                reviews.HoldSpec(
-                    hold.asset, hold.from_owner, hold.to_owner, hold.amount, hold.description
-                ),
-                actor=write.principal.key_id,
+        hold = body.hold
+        if hold is not None and not write.principal.allows(Scope.MERCHANT):
+            raise Forbidden("holding a ledger effect for review needs the merchant scope")
+        decision, review = reviews.decide_with_hold(
+            session,
+            write.tenant_id,
+            signal,
+            reviews.HoldSpec(
+                hold.asset, hold.from_owner, hold.to_owner, hold.amount, hold.description
             )
+            if hold is not None
+            else None,
+            reference=body.reference,
+            actor=write.principal.key_id,
+        )
         return _decision(decision, review)
 
     return write(work, status_code=201)
@@ -295,13 +298,18 @@ def remove_entry(entry_id: PathId, write: ConfigWriter) -> Response:
 def list_reviews(
     session: ReadSession,
     principal: Analyst,
-    status: Annotated[str | None, Query(pattern="^(PENDING|APPROVED|REJECTED)$")] = "PENDING",
+    status: Annotated[str, Query(pattern="^(PENDING|APPROVED|REJECTED|ALL)$")] = "PENDING",
     user_id: UserFilter = None,
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.Review]:
     rows = reviews.list_reviews(
-        session, principal.tenant_id, status, cursor_key(cursor, str), limit, user_id
+        session,
+        principal.tenant_id,
+        None if status == "ALL" else status,
+        cursor_key(cursor, str),
+        limit,
+        user_id,
     )
     return Page(
         data=[schemas.Review.model_validate(r) for r in rows],

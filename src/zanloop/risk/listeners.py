@@ -12,8 +12,9 @@ from zanloop.risk import reviews, service
 
 def _on_refunded(session: Session, event: events.Event) -> None:
     refs = [ref for ref in (event.data.get("order_id"), event.data.get("out_trade_no")) if ref]
-    rewarded = service.record_refund_after_reward(session, event.tenant_id, refs, utcnow())
-    reviews.reject_pending_for(session, rewarded, "the payment behind it was refunded")
+    service.record_refund_after_reward(session, event.tenant_id, refs, utcnow())
+    on_payment = service.decisions_on_payment(session, event.tenant_id, refs)
+    reviews.reject_pending_for(session, on_payment, "the payment behind it was refunded")
 
 
 def register() -> None:

@@ -173,17 +173,28 @@ def list_decisions(
 
 
 def decisions_on_payment(
-    session: Session, tenant_id: str, payment_refs: Sequence[str], actions: Sequence[str]
+    session: Session, tenant_id: str, payment_refs: Sequence[str], actions: Sequence[str] | None
 ) -> list[RiskDecision]:
-    return list(
-        session.scalars(
-            select(RiskDecision).where(
-                RiskDecision.tenant_id == tenant_id,
-                RiskDecision.payment_order_id.in_(payment_refs),
-                RiskDecision.action.in_(actions),
-            )
-        )
+    stmt = select(RiskDecision).where(
+        RiskDecision.tenant_id == tenant_id, RiskDecision.payment_order_id.in_(payment_refs)
     )
+    if actions is not None:
+        stmt = stmt.where(RiskDecision.action.in_(actions))
+    return list(session.scalars(stmt))
+
+
+def prior_use(session: Session, tenant_id: str, order_id: str, action: str) -> str | None:
+    """The id of an earlier decision that let ``action`` stand on this payment, if any."""
+    return session.execute(
+        select(RiskDecision.id)
+        .where(
+            RiskDecision.tenant_id == tenant_id,
+            RiskDecision.payment_order_id == order_id,
+            RiskDecision.action == action,
+            RiskDecision.verdict != "BLOCK",
+        )
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 # Signals -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.orm import Session
 
 from zanloop import events
@@ -19,11 +20,14 @@ from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.kit.money import Asset
 from zanloop.ledger import service as ledger
+from zanloop.ledger.domain import MANAGED_HOLD_PREFIX
 from zanloop.ops import metrics
-from zanloop.risk import repository
-from zanloop.risk.domain import Verdict
+from zanloop.risk import repository, service
+from zanloop.risk.domain import Signal, Verdict
 from zanloop.risk.service import SYSTEM, audit
 from zanloop.risk.tables import RiskDecision, RiskReview
+
+log = structlog.get_logger(__name__)
 
 PENDING = "PENDING"
 APPROVED = "APPROVED"
@@ -42,7 +46,7 @@ class HoldSpec:
 
 
 def hold_id_for(decision_id: str) -> str:
-    return f"risk-review:{decision_id}"
+    return f"{MANAGED_HOLD_PREFIX}risk-review:{decision_id}"
 
 
 def hold_for_review(
@@ -122,6 +126,12 @@ def _resolve(
         return review  # the same answer again: nothing more to do
     if review.status != PENDING:
         raise InvalidState(f"review {review_id} is already {review.status}")
+    decision = repository.get_decision(session, tenant_id, review.decision_id)
+    assert decision is not None
+    if outcome == APPROVED and service.payment_refunded(session, decision):
+        raise InvalidState(
+            f"the payment behind review {review_id} was refunded; it can only be rejected"
+        )
     # The ledger first: if the hold cannot be settled the review stays pending.
     if outcome == APPROVED:
         ledger.post_hold(session, tenant_id, review.hold_id)
@@ -140,8 +150,6 @@ def _resolve(
         {"decision_id": review.decision_id, "hold_id": review.hold_id, "note": note},
     )
     metrics.RISK_REVIEWS.labels(outcome.lower()).inc()
-    decision = repository.get_decision(session, tenant_id, review.decision_id)
-    assert decision is not None
     _publish(session, f"risk.review.{outcome.lower()}", review, decision)
     return review
 
@@ -149,15 +157,42 @@ def _resolve(
 def reject_pending_for(
     session: Session, decisions: list[RiskDecision], note: str
 ) -> list[RiskReview]:
-    """Reject what waits on decisions whose ground is gone (their payment was refunded)."""
+    """Reject what waits on decisions whose ground is gone (their payment was refunded).
+    Called from the refund's own transaction, so it never fails it: a review resolved in the
+    meantime is left as it is."""
     rejected = []
     for review in repository.pending_reviews_of(session, [d.id for d in decisions]):
-        rejected.append(reject(session, review.tenant_id, review.id, SYSTEM, note))
+        try:
+            with session.begin_nested():
+                rejected.append(reject(session, review.tenant_id, review.id, SYSTEM, note))
+        except InvalidState as exc:
+            log.warning("review not rejected after refund", review_id=review.id, error=str(exc))
     return rejected
+
+
+def decide_with_hold(
+    session: Session,
+    tenant_id: str,
+    signal: Signal,
+    hold: HoldSpec | None,
+    *,
+    reference: str | None = None,
+    actor: str = SYSTEM,
+) -> tuple[RiskDecision, RiskReview | None]:
+    """Decide, and if the verdict is REVIEW hold the action's effect for an analyst."""
+    decision = service.decide(session, tenant_id, signal, reference=reference)
+    if hold is None or decision.verdict != Verdict.REVIEW.value:
+        return decision, repository.review_of_decision(session, decision.id)
+    return decision, hold_for_review(session, decision, hold, actor)
 
 
 def review_of(session: Session, decision: RiskDecision) -> RiskReview | None:
     return repository.review_of_decision(session, decision.id)
+
+
+def review_of_decision(session: Session, tenant_id: str, decision_id: str) -> RiskReview | None:
+    review = repository.review_of_decision(session, decision_id)
+    return review if review is not None and review.tenant_id == tenant_id else None
 
 
 def get_review(session: Session, tenant_id: str, review_id: str) -> RiskReview:

@@ -142,16 +142,25 @@ class VerifiedPayment(RuleBase):
                 "payment_not_completed",
                 f"payment order {payment.order_id} is {payment.status}, not paid",
             )
-        if signal.amount_fen and signal.amount_fen != payment.amount_fen:
+        if signal.amount_fen != payment.amount_fen:
             return self.reason(
                 "payment_amount_mismatch",
                 f"the action claims {format_fen(signal.amount_fen)} but payment order "
                 f"{payment.order_id} paid {format_fen(payment.amount_fen)}",
             )
-        if signal.payment_account and signal.payment_account != payment.payer_openid:
+        if signal.payment_account != payment.payer_openid:
             return self.reason(
                 "payer_mismatch",
-                f"payment order {payment.order_id} was paid by another payment account",
+                f"payment order {payment.order_id} was paid by another payment account"
+                if signal.payment_account
+                else f"the action names no payment account; it must be the payer of order "
+                f"{payment.order_id}",
+            )
+        if facts.payment_used_by is not None:
+            return self.reason(
+                "payment_reused",
+                f"payment order {payment.order_id} already stands behind {signal.action} "
+                f"(decision {facts.payment_used_by})",
             )
         return None
 

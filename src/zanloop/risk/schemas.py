@@ -2,17 +2,35 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+)
 
 from zanloop.kit.money import Asset
+from zanloop.kit.text import EncodableText
 from zanloop.ledger.domain import MAX_AMOUNT
 from zanloop.ledger.schemas import NO_NUL, OWNER
 from zanloop.risk.domain import Mode, Subject, Verdict
 from zanloop.risk.policy import ACTION_PATTERN, PolicyDocument
 
-Text200 = Field(min_length=1, max_length=200, pattern=NO_NUL)
+ContextKey = Annotated[
+    EncodableText, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)
+]
+Id = Annotated[EncodableText, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+ContextValue = (
+    Annotated[EncodableText, StringConstraints(max_length=500, pattern=NO_NUL)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[int, Field(ge=-(10**15), le=10**15)]
+    | bool
+    | None
+)
 
 
 class ListName(StrEnum):
@@ -66,33 +84,31 @@ class DecisionCreate(BaseModel):
     )
 
     action: str = Field(pattern=ACTION_PATTERN, max_length=64, examples=["pin.purchase"])
-    user_id: str = Text200
+    user_id: Id
     amount_fen: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="The payment amount.")
-    device_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
+    device_id: Id | None = None
     ip: IPvAnyAddress | None = None
-    payment_account: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=NO_NUL, description="The openid."
-    )
-    payment_order_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        pattern=NO_NUL,
-        description="zanloop's order id or your out_trade_no.",
+    payment_account: Id | None = Field(default=None, description="The openid.")
+    payment_order_id: Id | None = Field(
+        default=None, description="zanloop's order id or your out_trade_no."
     )
     account_created_at: AwareDatetime | None = None
     payer_verified: bool | None = Field(
         default=None, description="The payment account is bound and real-name verified."
     )
-    reference: str | None = Field(
+    reference: Id | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
-        pattern=NO_NUL,
         description="Your id for the action: deciding it again returns the first decision.",
     )
-    context: dict[str, Any] = Field(default_factory=dict, max_length=50)
-    hold: HoldCreate | None = None
+    context: dict[ContextKey, ContextValue] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Facts for the rules, e.g. `reward_threshold_fen`: text, numbers, booleans.",
+    )
+    hold: HoldCreate | None = Field(
+        default=None,
+        description="Held for review when the verdict is REVIEW (needs the merchant scope).",
+    )
 
 
 class ReasonOut(BaseModel):
@@ -139,6 +155,9 @@ class Decision(BaseModel):
     payment_order_id: str | None
     context: dict[str, Any]
     policy_version: int
+    rules_evaluated: int = Field(
+        description="Rules that applied to the action; 0: no rule knows it (misspelled?)."
+    )
     created_at: datetime
     review: Review | None = None
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from zanloop.config import Settings
@@ -26,7 +28,7 @@ from zanloop.kit.ids import new_id
 from zanloop.ops import metrics
 from zanloop.payments import service as payments
 from zanloop.risk import domain, policy, repository
-from zanloop.risk.counters import CounterStore, CountersUnavailable, store_for
+from zanloop.risk.counters import CounterStore, CountersUnavailable, commits, store_for
 from zanloop.risk.domain import (
     CompiledPolicy,
     Facts,
@@ -43,6 +45,7 @@ from zanloop.risk.tables import RiskAudit, RiskDecision, RiskListEntry
 log = structlog.get_logger(__name__)
 
 REFUND_AFTER_REWARD = "refund_after_reward"
+MAX_LIST_ENTRY_LIFE = timedelta(days=3653)
 # Decisions whose payment, once refunded, counts as a refund after a reward.
 REWARD_ACTIONS = ("reward.grant", "like.create")
 SYSTEM = "system"
@@ -57,6 +60,11 @@ def configure(settings: Settings) -> None:
     """Pick the counter store for this process: Redis when ``ZANLOOP_REDIS_URL`` is set."""
     global _store
     _store = store_for(settings.redis_url)
+    if not settings.redis_url and not settings.is_sqlite:
+        log.warning(
+            "risk counters are per process: with several API processes every limit is "
+            "multiplied; set ZANLOOP_REDIS_URL to share them"
+        )
 
 
 def counter_store() -> CounterStore:
@@ -79,19 +87,27 @@ def decide(
     counters: CounterStore | None = None,
 ) -> RiskDecision:
     """Decide on one action and log it. With a ``reference`` (the caller's id for the action)
-    a repeated call returns the first decision and counts nothing twice."""
+    a repeated call returns the first decision and counts nothing twice; the same reference
+    with another action body is a DuplicateConflict.
+
+    Counters live outside the database: if the caller's transaction rolls back, or another
+    request logged the same reference first, what this decision counted is given back."""
     started = time.perf_counter()
+    signal = _canonical(signal)
+    fingerprint = domain.signal_fingerprint(signal)
     if reference is not None:
         existing = repository.find_decision(session, tenant_id, signal.action, reference)
         if existing is not None:
-            return existing
+            return _replay(existing, fingerprint, reference)
     policy_version, lists_version = repository.versions(session, tenant_id)
     compiled = _policy(session, tenant_id, policy_version)
     rules = compiled.rules_for(signal.action)
+    payment = _payment(session, tenant_id, signal.payment_order_id) if rules.needs_payment else None
     facts = Facts(
         listed=list_index(session, tenant_id, lists_version, signal.at).match(signal),
-        payment=_payment(session, tenant_id, signal.payment_order_id)
-        if rules.needs_payment
+        payment=payment,
+        payment_used_by=repository.prior_use(session, tenant_id, payment.order_id, signal.action)
+        if payment is not None
         else None,
         refunds_after_reward=repository.count_signals(
             session,
@@ -104,9 +120,11 @@ def decide(
         else 0,
     )
     plan = domain.plan(rules, tenant_id, signal, facts)
+    store = counters if counters is not None else _store
+    now = signal.at.timestamp()
     extra: list[Reason] = []
     try:
-        readings = (counters or _store).apply(plan.checks, signal.at.timestamp(), plan.record)
+        readings = store.apply(plan.checks, now, plan.record)
     except CountersUnavailable as exc:
         # Neither let the action through unchecked nor refuse honest users: hold it.
         log.error("risk counters unavailable", error=str(exc))
@@ -120,6 +138,9 @@ def decide(
                 "the velocity counters could not be read; the action waits for a review",
             )
         )
+        recorded = False
+    else:
+        recorded = commits(plan.checks, readings, plan.record)
     outcome = domain.finish(plan, signal, readings, compiled.review_score, extra)
     decision_id = new_id("rsk")
     row = {
@@ -132,24 +153,77 @@ def decide(
         "device_id": signal.device_id,
         "ip": signal.ip,
         "payment_account": signal.payment_account,
-        "payment_order_id": signal.payment_order_id,
+        # The order's own id, whichever id the caller gave: payment reuse is found by it.
+        "payment_order_id": payment.order_id if payment else signal.payment_order_id,
         "verdict": outcome.verdict.value,
         "score": outcome.score,
         "reasons": [r.as_dict() for r in outcome.reasons],
         "context": dict(signal.context),
         "policy_version": compiled.version,
+        "rules_evaluated": len(rules),
+        "fingerprint": fingerprint,
         "created_at": signal.at,
     }
-    if not repository.insert_decision(session, row) and reference is not None:
-        # The same reference was decided concurrently: that decision stands.
-        existing = repository.find_decision(session, tenant_id, signal.action, reference)
+    give_back = partial(store.release, plan.checks, readings, now) if recorded else None
+    if not repository.insert_decision(session, row):
+        # The same reference was logged by a concurrent request: that decision stands.
+        if give_back is not None:
+            give_back()
+        existing = repository.find_decision(session, tenant_id, signal.action, str(reference))
         assert existing is not None
-        return existing
+        return _replay(existing, fingerprint, str(reference))
+    if give_back is not None:
+        session.info.setdefault(_RELEASE_ON_ROLLBACK, []).append(give_back)
     metrics.RISK_DECISIONS.labels(signal.action, outcome.verdict.value).inc()
     metrics.RISK_DECIDE_LATENCY.observe(time.perf_counter() - started)
     decision = repository.get_decision(session, tenant_id, decision_id)
     assert decision is not None
     return decision
+
+
+_RELEASE_ON_ROLLBACK = "risk_counters_to_release"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_counted(session: Session) -> None:
+    session.info.pop(_RELEASE_ON_ROLLBACK, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _give_back_counted(session: Session) -> None:
+    for give_back in session.info.pop(_RELEASE_ON_ROLLBACK, []):
+        try:
+            give_back()
+        except CountersUnavailable as exc:
+            log.error("risk counters not given back after a rollback", error=str(exc))
+
+
+def _canonical(signal: Signal) -> Signal:
+    if signal.ip is None:
+        return signal
+    try:
+        return replace(signal, ip=domain.canonical_ip(signal.ip))
+    except ValueError:
+        raise Unprocessable(f"{signal.ip!r} is not an IP address", field="ip") from None
+
+
+def _replay(existing: RiskDecision, fingerprint: str, reference: str) -> RiskDecision:
+    if existing.fingerprint != fingerprint:
+        raise DuplicateConflict(
+            f"reference {reference} was already decided for another {existing.action}"
+        )
+    return existing
+
+
+def payment_refunded(session: Session, decision: RiskDecision) -> bool:
+    payment = _payment(session, decision.tenant_id, decision.payment_order_id)
+    return payment is not None and payment.refunded_fen > 0
+
+
+def decisions_on_payment(
+    session: Session, tenant_id: str, payment_refs: list[str]
+) -> list[RiskDecision]:
+    return repository.decisions_on_payment(session, tenant_id, payment_refs, None)
 
 
 def require_allowed(decision: RiskDecision) -> None:
@@ -306,6 +380,11 @@ def add_list_entry(
     value = domain.normalise_list_value(subject, value)
     if list_name not in (domain.BLOCK_LIST, domain.ALLOW_LIST):
         raise Unprocessable("list is block or allow", field="list")
+    now = utcnow()
+    if expires_at is not None and not now < expires_at <= now + MAX_LIST_ENTRY_LIFE:
+        raise Unprocessable(
+            "expires_at must be in the future and at most 10 years away", field="expires_at"
+        )
     inserted = repository.insert_list_entry(
         session,
         {
@@ -317,27 +396,37 @@ def add_list_entry(
             "note": note,
             "expires_at": expires_at,
             "created_by": actor,
-            "created_at": utcnow(),
+            "created_at": now,
         },
     )
     entry = repository.find_list_entry(session, tenant_id, list_name, subject.value, value)
     assert entry is not None
-    if inserted:
-        repository.bump_lists_version(session, tenant_id)
-        audit(
-            session,
-            tenant_id,
+    if not inserted:
+        if (entry.note, entry.expires_at) == (note, expires_at):
+            return entry, False
+        if entry.expires_at is None or entry.expires_at > now:
+            raise DuplicateConflict(
+                f"{subject.value} {value} is already on the {list_name} list with other details"
+            )
+        # An entry that ran out is renewed with the new details.
+        entry.note, entry.expires_at, entry.created_by, entry.created_at = (
+            note,
+            expires_at,
             actor,
-            "list.added",
-            "list_entry",
-            entry.id,
-            {"list": list_name, "subject": subject.value, "value": value, "note": note},
+            now,
         )
-    elif (entry.note, entry.expires_at) != (note, expires_at):
-        raise DuplicateConflict(
-            f"{subject.value} {value} is already on the {list_name} list with other details"
-        )
-    return entry, inserted
+        session.flush()
+    repository.bump_lists_version(session, tenant_id)
+    audit(
+        session,
+        tenant_id,
+        actor,
+        "list.added" if inserted else "list.renewed",
+        "list_entry",
+        entry.id,
+        {"list": list_name, "subject": subject.value, "value": value, "note": note},
+    )
+    return entry, True
 
 
 def remove_list_entry(session: Session, tenant_id: str, entry_id: str, actor: str) -> None:

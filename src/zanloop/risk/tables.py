@@ -64,6 +64,10 @@ class RiskDecision(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     policy_version: Mapped[int] = mapped_column(default=0)
+    # How many rules applied to the action: 0 means no rule knows it (a misspelled action?).
+    rules_evaluated: Mapped[int] = mapped_column(default=0)
+    # What the caller said, hashed: the same reference with another body is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

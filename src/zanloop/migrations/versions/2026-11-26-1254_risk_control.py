@@ -1,8 +1,8 @@
 """risk control
 
-Revision ID: b71548a8e4d7
+Revision ID: dbab828d26ad
 Revises: 6a5ea7246a22
-Create Date: 2026-11-26 12:35:32.165465
+Create Date: 2026-11-26 12:54:44.178589
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "b71548a8e4d7"
+revision: str = "dbab828d26ad"
 down_revision: str | None = "6a5ea7246a22"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -54,6 +54,8 @@ def upgrade() -> None:
         sa.Column("reasons", sa.JSON(), nullable=False),
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("policy_version", sa.Integer(), nullable=False),
+        sa.Column("rules_evaluated", sa.Integer(), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_risk_decisions_tenant_id_tenants")
