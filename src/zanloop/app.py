@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from zanloop import __version__, events
+from zanloop.bindings.endpoints import router as bindings_router
 from zanloop.config import Settings, get_settings
 from zanloop.db import Database
 from zanloop.http import problems
@@ -18,6 +19,7 @@ from zanloop.ledger.endpoints import router as ledger_router
 from zanloop.ops.endpoints import router as ops_router
 from zanloop.ops.middleware import RequestContext
 from zanloop.payments.endpoints import router as payments_router
+from zanloop.pins.endpoints import router as pins_router
 from zanloop.risk import service as risk
 from zanloop.risk.endpoints import router as risk_router
 from zanloop.sandbox.endpoints import router as sandbox_router
@@ -76,6 +78,15 @@ def create_app(
                 "description": "Outbound webhooks (Standard Webhooks), delivery log, replay.",
             },
             {
+                "name": "pins",
+                "description": "Paid pinned likes: creators, content, purchase, the pinned "
+                "list, moderation, analytics, live stream.",
+            },
+            {
+                "name": "bindings",
+                "description": "Users' payment accounts (openid): paying needs one.",
+            },
+            {
                 "name": "risk",
                 "description": "Decisions (ALLOW/REVIEW/BLOCK), rules, lists, review queue.",
             },
@@ -98,6 +109,8 @@ def create_app(
         tenancy_router,
         payments_router,
         ledger_router,
+        bindings_router,
+        pins_router,
         webhooks_router,
         risk_router,
         sandbox_router,

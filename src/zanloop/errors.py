@@ -13,6 +13,7 @@ RFC 9457 problem-details response; anything else reaching the client as a 500 is
     │   ├── InsufficientFunds       409 an account would go below zero
     │   ├── DuplicateConflict       409 an id is reused for something different
     │   ├── PayerNotBound           409 paying needs a bound payment account
+    │   ├── ContentNotEligible      409 the content accepts no paid pins
     │   └── IdempotencyKeyInFlight  409 the first request with this key still runs
     ├── Unprocessable               422 well-formed but semantically wrong (names a field)
     │   ├── IdempotencyKeyReused    422 the key was used with another request body
@@ -110,6 +111,11 @@ class DuplicateConflict(Conflict):
 class PayerNotBound(Conflict):
     title = "No payment account bound"
     slug = "payer-not-bound"
+
+
+class ContentNotEligible(Conflict):
+    title = "Content does not accept paid pins"
+    slug = "content-not-eligible"
 
 
 class IdempotencyKeyInFlight(Conflict):

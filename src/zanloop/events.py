@@ -52,10 +52,12 @@ def wire() -> None:
     if _wired:
         return
     from zanloop.payments import listeners as payment_listeners
+    from zanloop.pins import listeners as pin_listeners
     from zanloop.risk import listeners as risk_listeners
     from zanloop.webhooks import listeners as webhook_listeners
 
     payment_listeners.register()
+    pin_listeners.register()
     risk_listeners.register()
     webhook_listeners.register()
     _wired = True

@@ -1,5 +1,6 @@
 """Imports every area's tables so that ``Base.metadata`` knows the whole schema."""
 
+from zanloop.bindings.tables import PayerBinding, PayerBindingEvent
 from zanloop.db import Base
 from zanloop.idempotency.tables import IdempotencyRecord
 from zanloop.jobs.tables import Job
@@ -10,6 +11,7 @@ from zanloop.payments.tables import (
     ProviderNotification,
     Refund,
 )
+from zanloop.pins.tables import Content, Creator, Pin, PinNotice, PinPolicyRow
 from zanloop.risk.tables import (
     RiskAudit,
     RiskDecision,
@@ -32,14 +34,21 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiKey",
+    "Content",
+    "Creator",
     "IdempotencyRecord",
     "Job",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerHold",
     "LedgerTransfer",
+    "PayerBinding",
+    "PayerBindingEvent",
     "PaymentOrder",
     "PaymentProviderConfig",
+    "Pin",
+    "PinNotice",
+    "PinPolicyRow",
     "ProviderNotification",
     "Refund",
     "RiskAudit",

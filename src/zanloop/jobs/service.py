@@ -113,5 +113,6 @@ def load_handlers() -> None:
     from zanloop.jobs import housekeeping as _housekeeping  # noqa: F401
     from zanloop.ledger import jobs as _ledger  # noqa: F401
     from zanloop.payments import jobs as _payments  # noqa: F401
+    from zanloop.pins import jobs as _pins  # noqa: F401
     from zanloop.sandbox import jobs as _sandbox  # noqa: F401
     from zanloop.webhooks import jobs as _webhooks  # noqa: F401

@@ -1,0 +1,286 @@
+"""Every query of the pins area."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, case, func, select, update
+from sqlalchemy.orm import Session
+
+from zanloop.db import insert_unless_exists
+from zanloop.pins.domain import PinStatus
+from zanloop.pins.tables import Content, Creator, Pin, PinNotice, PinPolicyRow
+
+# Creators and content ------------------------------------------------------------------------
+
+
+def insert_creator(session: Session, row: dict[str, Any]) -> bool:
+    return insert_unless_exists(session, Creator, row, ["tenant_id", "external_id"])
+
+
+def creator_by_external(
+    session: Session, tenant_id: str, external_id: str, *, lock: bool = False
+) -> Creator | None:
+    stmt = select(Creator).where(Creator.tenant_id == tenant_id, Creator.external_id == external_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def creator_by_id(session: Session, creator_id: str) -> Creator | None:
+    return session.get(Creator, creator_id)
+
+
+def list_creators(
+    session: Session, tenant_id: str, after_id: str | None, limit: int
+) -> list[Creator]:
+    stmt = select(Creator).where(Creator.tenant_id == tenant_id)
+    if after_id:
+        stmt = stmt.where(Creator.id > after_id)
+    return list(session.scalars(stmt.order_by(Creator.id).limit(limit)))
+
+
+def insert_content(session: Session, row: dict[str, Any]) -> bool:
+    return insert_unless_exists(session, Content, row, ["tenant_id", "external_id"])
+
+
+def content_by_external(
+    session: Session, tenant_id: str, external_id: str, *, lock: bool = False
+) -> Content | None:
+    stmt = select(Content).where(Content.tenant_id == tenant_id, Content.external_id == external_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def content_by_id(session: Session, content_id: str, *, lock: bool = False) -> Content | None:
+    stmt = select(Content).where(Content.id == content_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def list_contents(
+    session: Session, tenant_id: str, creator_id: str | None, after_id: str | None, limit: int
+) -> list[Content]:
+    stmt = select(Content).where(Content.tenant_id == tenant_id)
+    if creator_id:
+        stmt = stmt.where(Content.creator_id == creator_id)
+    if after_id:
+        stmt = stmt.where(Content.id > after_id)
+    return list(session.scalars(stmt.order_by(Content.id).limit(limit)))
+
+
+def bump_version(session: Session, content_id: str) -> None:
+    session.execute(
+        update(Content)
+        .where(Content.id == content_id)
+        .values(pins_version=Content.pins_version + 1)
+    )
+
+
+def content_version(session: Session, tenant_id: str, external_id: str) -> int | None:
+    return session.execute(
+        select(Content.pins_version).where(
+            Content.tenant_id == tenant_id, Content.external_id == external_id
+        )
+    ).scalar_one_or_none()
+
+
+# Policy --------------------------------------------------------------------------------------
+
+
+def policy_document(session: Session, tenant_id: str) -> dict[str, Any] | None:
+    row = session.get(PinPolicyRow, tenant_id)
+    return None if row is None else row.document
+
+
+def save_policy(session: Session, tenant_id: str, document: dict[str, Any], now: datetime) -> None:
+    insert_unless_exists(
+        session,
+        PinPolicyRow,
+        {"tenant_id": tenant_id, "document": {}, "updated_at": now},
+        ["tenant_id"],
+    )
+    session.execute(
+        update(PinPolicyRow)
+        .where(PinPolicyRow.tenant_id == tenant_id)
+        .values(document=document, updated_at=now)
+    )
+
+
+# Pins ----------------------------------------------------------------------------------------
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+    session.flush()
+
+
+def get_pin(session: Session, tenant_id: str, pin_id: str, *, lock: bool = False) -> Pin | None:
+    stmt = select(Pin).where(Pin.tenant_id == tenant_id, Pin.id == pin_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def pin_by_order(session: Session, order_id: str, *, lock: bool = False) -> Pin | None:
+    stmt = select(Pin).where(Pin.payment_order_id == order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def pin_by_decision(session: Session, tenant_id: str, decision_id: str) -> Pin | None:
+    return session.scalars(
+        select(Pin).where(Pin.tenant_id == tenant_id, Pin.decision_id == decision_id)
+    ).first()
+
+
+def showing_pins(session: Session, content_id: str, now: datetime) -> list[Row[Any]]:
+    """The content's live pins (active and not run out), lightest columns only: the hot read."""
+    return list(
+        session.execute(
+            select(
+                Pin.id,
+                Pin.buyer_id,
+                Pin.amount_fen,
+                Pin.message,
+                Pin.activated_at,
+                Pin.expires_at,
+            ).where(
+                Pin.content_id == content_id,
+                Pin.status == PinStatus.ACTIVE.value,
+                (Pin.expires_at.is_(None)) | (Pin.expires_at > now),
+            )
+        )
+    )
+
+
+def list_pins(
+    session: Session,
+    tenant_id: str,
+    *,
+    buyer_id: str | None = None,
+    creator_id: str | None = None,
+    content_id: str | None = None,
+    status: str | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> list[Pin]:
+    stmt = select(Pin).where(Pin.tenant_id == tenant_id)
+    if buyer_id is not None:
+        stmt = stmt.where(Pin.buyer_id == buyer_id)
+    if creator_id is not None:
+        stmt = stmt.where(Pin.creator_id == creator_id)
+    if content_id is not None:
+        stmt = stmt.where(Pin.content_id == content_id)
+    if status is not None:
+        stmt = stmt.where(Pin.status == status)
+    if before_id is not None:
+        stmt = stmt.where(Pin.id < before_id)
+    return list(session.scalars(stmt.order_by(Pin.id.desc()).limit(limit)))
+
+
+def due_to_expire(session: Session, now: datetime, limit: int) -> list[Pin]:
+    return list(
+        session.scalars(
+            select(Pin)
+            .where(Pin.status == PinStatus.ACTIVE.value, Pin.expires_at <= now)
+            .order_by(Pin.expires_at)
+            .limit(limit)
+        )
+    )
+
+
+def move(session: Session, pin_id: str, sources: Sequence[PinStatus], **values: Any) -> bool:
+    """Change a pin only from one of ``sources``: a lost race changes nothing."""
+    result = session.execute(
+        update(Pin)
+        .where(Pin.id == pin_id, Pin.status.in_([s.value for s in sources]))
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Notices -------------------------------------------------------------------------------------
+
+
+def notices_after(
+    session: Session, tenant_id: str, creator_id: str, after_id: int, limit: int
+) -> list[PinNotice]:
+    return list(
+        session.scalars(
+            select(PinNotice)
+            .where(
+                PinNotice.tenant_id == tenant_id,
+                PinNotice.creator_id == creator_id,
+                PinNotice.id > after_id,
+            )
+            .order_by(PinNotice.id)
+            .limit(limit)
+        )
+    )
+
+
+def last_notice_id(session: Session, tenant_id: str, creator_id: str) -> int:
+    return int(
+        session.execute(
+            select(func.coalesce(func.max(PinNotice.id), 0)).where(
+                PinNotice.tenant_id == tenant_id, PinNotice.creator_id == creator_id
+            )
+        ).scalar_one()
+    )
+
+
+# Analytics -----------------------------------------------------------------------------------
+
+PAID = (
+    PinStatus.ACTIVE.value,
+    PinStatus.EXPIRED.value,
+    PinStatus.REMOVED.value,
+    PinStatus.REFUNDED.value,
+    PinStatus.IN_REVIEW.value,
+)
+
+
+def _paid(tenant_id: str, creator_id: str, since: datetime, until: datetime) -> Any:
+    return (
+        (Pin.tenant_id == tenant_id)
+        & (Pin.creator_id == creator_id)
+        & (Pin.status.in_(PAID))
+        & (Pin.activated_at >= since)
+        & (Pin.activated_at < until)
+    )
+
+
+def totals(
+    session: Session, tenant_id: str, creator_id: str, since: datetime, until: datetime
+) -> Row[Any]:
+    refunded = case((Pin.status == PinStatus.REFUNDED.value, Pin.amount_fen), else_=0)
+    kept = case((Pin.status != PinStatus.REFUNDED.value, Pin.creator_fen), else_=0)
+    return session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Pin.amount_fen), 0),
+            func.coalesce(func.sum(refunded), 0),
+            func.coalesce(func.sum(kept), 0),
+            func.count(func.distinct(Pin.buyer_id)),
+        ).where(_paid(tenant_id, creator_id, since, until))
+    ).one()
+
+
+def paid_pins(
+    session: Session, tenant_id: str, creator_id: str, since: datetime, until: datetime
+) -> list[Row[Any]]:
+    """(buyer, region, amount, activated_at, status) of every paid pin: grouped in Python,
+    so the day boundaries are the same on SQLite and PostgreSQL."""
+    return list(
+        session.execute(
+            select(Pin.buyer_id, Pin.region, Pin.amount_fen, Pin.activated_at, Pin.status).where(
+                _paid(tenant_id, creator_id, since, until)
+            )
+        )
+    )

@@ -1,0 +1,722 @@
+"""Pin workflows: creators and content, the pin policy, purchase, going live on the verified
+payment, moderation, expiry, and the pinned list.
+
+Money: a pin's payment lands in ``pins:sales``; when it goes live the creator's share moves to
+``creator:<id>`` and the platform's fee to ``platform:pins`` (two transfers). A refund reverses
+both in proportion, so the three accounts always add up to what buyers kept paid. A pin held by
+risk control reserves the creator's share as a ledger hold until an analyst decides.
+
+Every change to a content item's pins locks the content row first: concurrent purchases and
+removals on one item queue up behind each other and the display order is never half-updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from zanloop import events
+from zanloop.bindings import service as bindings
+from zanloop.config import Settings
+from zanloop.errors import ContentNotEligible, DuplicateConflict, InvalidState, NotFound
+from zanloop.jobs import service as jobs
+from zanloop.kit.clock import utcnow
+from zanloop.kit.ids import new_id
+from zanloop.kit.money import Asset
+from zanloop.ledger import service as ledger
+from zanloop.ledger.domain import hold_transfer_id, two_party
+from zanloop.payments import service as payments
+from zanloop.payments.schemas import PaymentOrderCreate, RefundCreate
+from zanloop.pins import domain, repository
+from zanloop.pins.domain import PinPolicy, PinStatus, Ranked
+
+__all__ = ["NotFound", "PinPolicy"]
+from zanloop.pins.tables import Content, Creator, Pin, PinNotice
+from zanloop.risk import reviews as risk_reviews
+from zanloop.risk import service as risk
+from zanloop.risk.domain import Signal, Verdict
+
+SALES = "pins:sales"
+PLATFORM = "platform:pins"
+PIN_KIND = "pin"
+
+
+def creator_owner(external_id: str) -> str:
+    """The ledger owner of a creator's earnings: your id for the creator, prefixed."""
+    return f"creator:{external_id}"
+
+
+def _earnings_owner(session: Session, pin: Pin) -> str:
+    creator = repository.creator_by_id(session, pin.creator_id)
+    assert creator is not None
+    return creator_owner(creator.external_id)
+
+
+# Creators and content ------------------------------------------------------------------------
+
+
+def upsert_creator(
+    session: Session,
+    tenant_id: str,
+    external_id: str,
+    name: str,
+    programmes: list[str],
+    policy: dict[str, Any],
+) -> Creator:
+    if policy:
+        domain.effective_policy(tenant_policy_document(session, tenant_id), policy)
+    now = utcnow()
+    repository.insert_creator(
+        session,
+        {
+            "id": new_id("crt"),
+            "tenant_id": tenant_id,
+            "external_id": external_id,
+            "name": name,
+            "programmes": sorted(set(programmes)),
+            "policy": policy,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    creator = repository.creator_by_external(session, tenant_id, external_id, lock=True)
+    assert creator is not None
+    if (creator.name, creator.programmes, creator.policy) != (
+        name,
+        sorted(set(programmes)),
+        policy,
+    ):
+        creator.name, creator.programmes, creator.policy = name, sorted(set(programmes)), policy
+        creator.updated_at = now
+        session.flush()
+    return creator
+
+
+def get_creator(session: Session, tenant_id: str, external_id: str) -> Creator:
+    creator = repository.creator_by_external(session, tenant_id, external_id)
+    if creator is None:
+        raise NotFound(f"creator {external_id} not found")
+    return creator
+
+
+def list_creators(
+    session: Session, tenant_id: str, after_id: str | None, limit: int
+) -> list[Creator]:
+    return repository.list_creators(session, tenant_id, after_id, limit)
+
+
+@dataclass
+class ContentFields:
+    creator_external_id: str
+    kind: str
+    title: str
+    pins_enabled: bool = True
+    completion_rate: float | None = None
+    engagement_rate: float | None = None
+
+
+def upsert_content(
+    session: Session, tenant_id: str, external_id: str, fields: ContentFields
+) -> Content:
+    creator = get_creator(session, tenant_id, fields.creator_external_id)
+    now = utcnow()
+    values = {
+        "kind": fields.kind,
+        "title": fields.title,
+        "pins_enabled": fields.pins_enabled,
+        "completion_rate": fields.completion_rate,
+        "engagement_rate": fields.engagement_rate,
+    }
+    repository.insert_content(
+        session,
+        {
+            "id": new_id("cnt"),
+            "tenant_id": tenant_id,
+            "creator_id": creator.id,
+            "external_id": external_id,
+            "pins_version": 0,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+        },
+    )
+    content = repository.content_by_external(session, tenant_id, external_id, lock=True)
+    assert content is not None
+    if content.creator_id != creator.id:
+        raise DuplicateConflict(f"content {external_id} belongs to another creator")
+    if any(getattr(content, k) != v for k, v in values.items()):
+        for key, value in values.items():
+            setattr(content, key, value)
+        content.updated_at = now
+        content.pins_version += 1
+        session.flush()
+    return content
+
+
+def update_content(
+    session: Session, tenant_id: str, external_id: str, changes: dict[str, Any]
+) -> Content:
+    """Change some fields (quality figures, pins switched on or off)."""
+    content = get_content(session, tenant_id, external_id, lock=True)
+    for key, value in changes.items():
+        setattr(content, key, value)
+    content.updated_at = utcnow()
+    content.pins_version += 1
+    session.flush()
+    return content
+
+
+def get_content(
+    session: Session, tenant_id: str, external_id: str, *, lock: bool = False
+) -> Content:
+    content = repository.content_by_external(session, tenant_id, external_id, lock=lock)
+    if content is None:
+        raise NotFound(f"content {external_id} not found")
+    return content
+
+
+def list_contents(
+    session: Session,
+    tenant_id: str,
+    creator_external_id: str | None,
+    after_id: str | None,
+    limit: int,
+) -> list[Content]:
+    creator_id = (
+        get_creator(session, tenant_id, creator_external_id).id if creator_external_id else None
+    )
+    return repository.list_contents(session, tenant_id, creator_id, after_id, limit)
+
+
+@dataclass(frozen=True)
+class ContentView:
+    content: Content
+    creator: Creator
+    policy: PinPolicy
+    quality_score: int | None
+    eligibility: domain.Eligibility
+
+
+def view_content(session: Session, content: Content) -> ContentView:
+    creator = repository.creator_by_id(session, content.creator_id)
+    assert creator is not None
+    policy = policy_for(session, content.tenant_id, creator)
+    score = domain.quality_score(content.completion_rate, content.engagement_rate)
+    return ContentView(
+        content,
+        creator,
+        policy,
+        score,
+        domain.eligibility(
+            creator.programmes, content.pins_enabled, score, policy.min_quality_score
+        ),
+    )
+
+
+# Policy --------------------------------------------------------------------------------------
+
+
+def tenant_policy_document(session: Session, tenant_id: str) -> dict[str, Any] | None:
+    return repository.policy_document(session, tenant_id)
+
+
+def get_policy(session: Session, tenant_id: str) -> PinPolicy:
+    return domain.effective_policy(tenant_policy_document(session, tenant_id), None)
+
+
+def set_policy(session: Session, tenant_id: str, policy: PinPolicy) -> PinPolicy:
+    document = policy.model_dump(mode="json", exclude_unset=False)
+    repository.save_policy(session, tenant_id, document, utcnow())
+    return get_policy(session, tenant_id)
+
+
+def policy_for(session: Session, tenant_id: str, creator: Creator) -> PinPolicy:
+    return domain.effective_policy(tenant_policy_document(session, tenant_id), creator.policy)
+
+
+# Purchase ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    content_external_id: str
+    buyer_id: str
+    amount_fen: int
+    message: str = ""
+    device_id: str | None = None
+    ip: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class Purchase:
+    pin: Pin
+    order: payments.CreatedOrder
+    disclosure_what: str
+    disclosure_terms: str
+
+
+def purchase(
+    session: Session, settings: Settings, tenant_id: str, request: PurchaseRequest
+) -> Purchase:
+    """Request a pin: check the content and the payer, ask risk control, open the payment."""
+    content = get_content(session, tenant_id, request.content_external_id)
+    view = view_content(session, content)
+    if not view.eligibility.accepts_pins:
+        raise ContentNotEligible(view.eligibility.reason)
+    policy = view.policy
+    tier = domain.tier_for(policy, request.amount_fen)
+    domain.check_message(tier, request.message)
+    payer = bindings.require_payer(session, tenant_id, request.buyer_id)
+    pin_id = new_id("pin")
+    now = utcnow()
+    decision = risk.decide(
+        session,
+        tenant_id,
+        Signal(
+            action="pin.purchase",
+            user_id=request.buyer_id,
+            at=now,
+            amount_fen=request.amount_fen,
+            device_id=request.device_id,
+            ip=request.ip,
+            payment_account=payer.openid,
+            payer_verified=payer.real_name_verified,
+            context={"content_id": content.external_id, "creator_id": view.creator.external_id},
+        ),
+        reference=pin_id,
+    )
+    if decision.verdict == Verdict.BLOCK.value:
+        risk.require_allowed(decision)  # raises; the decision stays in the log
+    seconds = domain.display_seconds(policy, tier)
+    what = f"A pinned like on “{content.title}” by {view.creator.name}" + (
+        f", shown for {seconds // 60} min" if seconds else ""
+    )
+    order = payments.create_order(
+        session,
+        settings,
+        tenant_id,
+        PaymentOrderCreate(
+            amount_fen=request.amount_fen,
+            description=what[:127],
+            payer_openid=payer.openid,
+            payee=SALES,
+            expire_minutes=30,
+            metadata={"kind": PIN_KIND, "pin_id": pin_id},
+        ),
+    )
+    creator_fen, platform_fen = domain.split(request.amount_fen, policy.creator_share_percent)
+    pin = Pin(
+        id=pin_id,
+        tenant_id=tenant_id,
+        content_id=content.id,
+        creator_id=content.creator_id,
+        buyer_id=request.buyer_id,
+        openid=payer.openid,
+        amount_fen=request.amount_fen,
+        creator_fen=creator_fen,
+        platform_fen=platform_fen,
+        message=request.message,
+        mode=policy.mode.value,
+        display_seconds=seconds,
+        status=PinStatus.PENDING.value,
+        payment_order_id=order.order.id,
+        decision_id=decision.id,
+        region=request.region,
+        created_at=now,
+    )
+    repository.add(session, pin)
+    return Purchase(
+        pin,
+        order,
+        what,
+        domain.disclosure_terms(policy, tier, policy.refund_on_creator_removal),
+    )
+
+
+def get_pin(session: Session, tenant_id: str, pin_id: str) -> Pin:
+    pin = repository.get_pin(session, tenant_id, pin_id)
+    if pin is None:
+        raise NotFound(f"pin {pin_id} not found")
+    return pin
+
+
+def list_pins(
+    session: Session,
+    tenant_id: str,
+    *,
+    buyer_id: str | None = None,
+    creator_external_id: str | None = None,
+    content_external_id: str | None = None,
+    status: PinStatus | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> list[Pin]:
+    creator_id = (
+        get_creator(session, tenant_id, creator_external_id).id if creator_external_id else None
+    )
+    content_id = (
+        get_content(session, tenant_id, content_external_id).id if content_external_id else None
+    )
+    return repository.list_pins(
+        session,
+        tenant_id,
+        buyer_id=buyer_id,
+        creator_id=creator_id,
+        content_id=content_id,
+        status=status.value if status else None,
+        before_id=before_id,
+        limit=limit,
+    )
+
+
+# Payment outcomes (called by the listeners, inside the payment's transaction) ----------------
+
+
+def on_paid(session: Session, order_id: str) -> None:
+    pin = repository.pin_by_order(session, order_id)
+    if pin is None or pin.status != PinStatus.PENDING.value:
+        return
+    repository.content_by_id(session, pin.content_id, lock=True)
+    decision = risk.get_decision(session, pin.tenant_id, pin.decision_id)
+    if decision.verdict == Verdict.REVIEW.value:
+        risk_reviews.hold_for_review(
+            session,
+            decision,
+            risk_reviews.HoldSpec(
+                Asset.CNY,
+                SALES,
+                _earnings_owner(session, pin),
+                pin.creator_fen,
+                f"pinned like {pin.id}: creator share, held for review",
+            ),
+        )
+        repository.move(session, pin.id, [PinStatus.PENDING], status=PinStatus.IN_REVIEW.value)
+        _notice(session, pin, "pin.in_review")
+        return
+    _post_earning(session, pin)
+    _go_live(session, pin, [PinStatus.PENDING])
+
+
+def on_payment_failed(session: Session, order_id: str) -> None:
+    pin = repository.pin_by_order(session, order_id)
+    if pin is None:
+        return
+    repository.move(
+        session,
+        pin.id,
+        [PinStatus.PENDING],
+        status=PinStatus.CANCELLED.value,
+        ended_at=utcnow(),
+        end_reason="the payment did not complete",
+    )
+
+
+def on_review_resolved(session: Session, tenant_id: str, decision_id: str, approved: bool) -> None:
+    pin = repository.pin_by_decision(session, tenant_id, decision_id)
+    if pin is None or pin.status != PinStatus.IN_REVIEW.value:
+        return
+    repository.content_by_id(session, pin.content_id, lock=True)
+    if approved:
+        _post_fee(session, pin)
+        _go_live(session, pin, [PinStatus.IN_REVIEW])
+        return
+    repository.move(
+        session,
+        pin.id,
+        [PinStatus.IN_REVIEW],
+        status=PinStatus.REMOVED.value,
+        ended_at=utcnow(),
+        end_reason="rejected by risk review",
+        removed_by="risk",
+    )
+    jobs.enqueue(
+        session, "pins.refund", {"tenant_id": tenant_id, "pin_id": pin.id}, tenant_id=tenant_id
+    )
+
+
+def on_refunded(session: Session, order_id: str, refund_id: str, refund_fen: int) -> None:
+    """Reverse the pin's earning and fee in proportion to the refund; a full refund ends it."""
+    pin = repository.pin_by_order(session, order_id, lock=True)
+    if pin is None:
+        return
+    repository.content_by_id(session, pin.content_id, lock=True)
+    order = payments.get_order(session, pin.tenant_id, order_id)
+    fully = order.refunded_fen >= pin.amount_fen
+    if pin.status == PinStatus.IN_REVIEW.value:
+        review = risk_reviews.review_of_decision(session, pin.tenant_id, pin.decision_id)
+        if review is not None and review.status == risk_reviews.PENDING:
+            risk_reviews.reject(
+                session, pin.tenant_id, review.id, risk.SYSTEM, "the payment was refunded"
+            )
+    else:
+        _reverse_split(session, pin, refund_id, refund_fen, fully)
+    if fully:
+        repository.move(
+            session,
+            pin.id,
+            [s for s in PinStatus if s is not PinStatus.REFUNDED],
+            status=PinStatus.REFUNDED.value,
+            ended_at=pin.ended_at or utcnow(),
+            refund_id=refund_id,
+        )
+        repository.bump_version(session, pin.content_id)
+        session.refresh(pin)
+        _notice(session, pin, "pin.refunded")
+
+
+def _earning_transfer_id(pin: Pin) -> str:
+    return f"pin-earning:{pin.id}"
+
+
+def _fee_transfer_id(pin: Pin) -> str:
+    return f"pin-fee:{pin.id}"
+
+
+def _post_earning(session: Session, pin: Pin) -> None:
+    if pin.creator_fen:
+        ledger.post(
+            session,
+            pin.tenant_id,
+            two_party(
+                _earning_transfer_id(pin),
+                Asset.CNY,
+                SALES,
+                _earnings_owner(session, pin),
+                pin.creator_fen,
+                description=f"pinned like {pin.id}: creator share",
+            ),
+        )
+    _post_fee(session, pin)
+
+
+def _post_fee(session: Session, pin: Pin) -> None:
+    if pin.platform_fen:
+        ledger.post(
+            session,
+            pin.tenant_id,
+            two_party(
+                _fee_transfer_id(pin),
+                Asset.CNY,
+                SALES,
+                PLATFORM,
+                pin.platform_fen,
+                description=f"pinned like {pin.id}: platform fee",
+            ),
+        )
+
+
+def _reverse_split(
+    session: Session, pin: Pin, refund_id: str, refund_fen: int, fully: bool
+) -> None:
+    earning_id = _earning_transfer_id(pin)
+    if pin.decision_id and _was_reviewed(session, pin):
+        earning_id = hold_transfer_id(risk_reviews.hold_id_for(pin.decision_id))
+    platform_part = refund_fen * pin.platform_fen // pin.amount_fen
+    parts = [(_fee_transfer_id(pin), platform_part), (earning_id, refund_fen - platform_part)]
+    for transfer_id, amount in parts:
+        try:
+            transfer = ledger.get_transfer(session, pin.tenant_id, transfer_id)
+        except NotFound:
+            continue  # nothing was posted (a zero share)
+        left = transfer.amount - transfer.reversed_amount
+        amount = left if fully else min(amount, left)
+        if amount > 0:
+            ledger.reverse(
+                session,
+                pin.tenant_id,
+                transfer_id,
+                f"{transfer_id}:refund:{refund_id}",
+                amount,
+                description=f"refund {refund_id} of pinned like {pin.id}",
+            )
+
+
+def _was_reviewed(session: Session, pin: Pin) -> bool:
+    return risk_reviews.review_of_decision(session, pin.tenant_id, pin.decision_id) is not None
+
+
+def _go_live(session: Session, pin: Pin, sources: list[PinStatus]) -> None:
+    now = utcnow()
+    if not repository.move(
+        session,
+        pin.id,
+        sources,
+        status=PinStatus.ACTIVE.value,
+        activated_at=now,
+        expires_at=domain.expires_at(now, pin.display_seconds),
+    ):
+        return
+    repository.bump_version(session, pin.content_id)
+    session.refresh(pin)
+    _notice(session, pin, "pin.activated")
+
+
+def _notice(session: Session, pin: Pin, kind: str) -> None:
+    """Tell the creator: the live stream (SSE) and a webhook."""
+    payload = pin_payload(session, pin)
+    repository.add(
+        session,
+        PinNotice(
+            tenant_id=pin.tenant_id,
+            creator_id=pin.creator_id,
+            kind=kind,
+            payload=payload,
+            created_at=utcnow(),
+        ),
+    )
+    events.publish(session, events.Event(kind, pin.tenant_id, payload))
+
+
+def pin_payload(session: Session, pin: Pin) -> dict[str, Any]:
+    content = repository.content_by_id(session, pin.content_id)
+    creator = repository.creator_by_id(session, pin.creator_id)
+    assert content is not None
+    assert creator is not None
+    return {
+        "pin_id": pin.id,
+        "status": pin.status,
+        "content_id": content.external_id,
+        "creator_id": creator.external_id,
+        "buyer_id": pin.buyer_id,
+        "amount_fen": pin.amount_fen,
+        "message": pin.message,
+        "activated_at": pin.activated_at.isoformat() if pin.activated_at else None,
+        "expires_at": pin.expires_at.isoformat() if pin.expires_at else None,
+    }
+
+
+# Moderation ----------------------------------------------------------------------------------
+
+
+def remove(
+    session: Session,
+    settings: Settings,
+    tenant_id: str,
+    pin_id: str,
+    *,
+    by_creator: bool,
+    violation: bool,
+    reason: str,
+) -> Pin:
+    """Take a pin down (P8). The creator's own removal is refunded (by default); a removal for
+    breaking the rules is not; other platform removals are. The refund goes through the
+    provider, and the ledger reverses when it succeeds."""
+    pin = repository.get_pin(session, tenant_id, pin_id)
+    if pin is None:
+        raise NotFound(f"pin {pin_id} not found")
+    repository.content_by_id(session, pin.content_id, lock=True)
+    session.refresh(pin)
+    if pin.status == PinStatus.REMOVED.value:
+        return pin
+    if pin.status != PinStatus.ACTIVE.value:
+        raise InvalidState(f"pin {pin_id} is {pin.status}; only an active pin can be removed")
+    creator = repository.creator_by_id(session, pin.creator_id)
+    assert creator is not None
+    policy = policy_for(session, tenant_id, creator)
+    refund = (policy.refund_on_creator_removal and not violation) if by_creator else not violation
+    repository.move(
+        session,
+        pin.id,
+        [PinStatus.ACTIVE],
+        status=PinStatus.REMOVED.value,
+        ended_at=utcnow(),
+        end_reason=reason,
+        removed_by="creator" if by_creator else "platform",
+    )
+    repository.bump_version(session, pin.content_id)
+    if refund:
+        refund_pin(session, settings, pin)
+    session.refresh(pin)
+    _notice(session, pin, "pin.removed")
+    return pin
+
+
+def refund_pin(session: Session, settings: Settings, pin: Pin) -> None:
+    payments.request_refund(
+        session,
+        settings,
+        pin.tenant_id,
+        pin.payment_order_id,
+        RefundCreate(out_refund_no=f"pin{pin.id.removeprefix('pin_')}", reason="pinned like"),
+    )
+
+
+def expire_due(session: Session, now: datetime, limit: int = 500) -> int:
+    """Timed pins whose display time is over (reads already hide them; this records it)."""
+    expired = 0
+    for pin in repository.due_to_expire(session, now, limit):
+        if repository.move(
+            session,
+            pin.id,
+            [PinStatus.ACTIVE],
+            status=PinStatus.EXPIRED.value,
+            ended_at=pin.expires_at,
+            end_reason="display time over",
+        ):
+            repository.bump_version(session, pin.content_id)
+            expired += 1
+    return expired
+
+
+# The pinned list -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PinnedEntry:
+    pin_id: str
+    buyer_id: str
+    amount_fen: int
+    message: str
+    activated_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PinnedList:
+    content_id: str
+    accepts_pins: bool
+    slots: int
+    pinned: list[PinnedEntry]
+    queued: list[PinnedEntry]
+    # The first moment the list changes by itself (a timed pin ends): caches keep it until then.
+    valid_until: datetime | None
+
+
+def pinned_list(
+    session: Session, tenant_id: str, content_external_id: str, now: datetime
+) -> PinnedList:
+    content = get_content(session, tenant_id, content_external_id)
+    view = view_content(session, content)
+    rows = {row.id: row for row in repository.showing_pins(session, content.id, now)}
+    ranked = [Ranked(r.id, r.amount_fen, r.activated_at, r.expires_at) for r in rows.values()]
+    pinned, queued = domain.arrange(ranked, view.policy.slots, view.policy.queue_limit, now)
+    ends = [r.expires_at for r in ranked if r.expires_at is not None]
+
+    def entry(r: Ranked) -> PinnedEntry:
+        row = rows[r.pin_id]
+        return PinnedEntry(
+            row.id, row.buyer_id, row.amount_fen, row.message, row.activated_at, row.expires_at
+        )
+
+    return PinnedList(
+        content.external_id,
+        view.eligibility.accepts_pins,
+        view.policy.slots,
+        [entry(r) for r in pinned],
+        [entry(r) for r in queued],
+        min(ends, default=None),
+    )
+
+
+def notices_after(
+    session: Session, tenant_id: str, creator_id: str, after_id: int, limit: int = 100
+) -> list[PinNotice]:
+    return repository.notices_after(session, tenant_id, creator_id, after_id, limit)
+
+
+def last_notice_id(session: Session, tenant_id: str, creator_id: str) -> int:
+    return repository.last_notice_id(session, tenant_id, creator_id)
