@@ -11,27 +11,22 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.conftest import TenantHandle
+from tests.conftest import TenantHandle, at_once, free_port  # noqa: F401  (imported from here by payment tests)
 from zanloop.db import Database
 from zanloop.ledger.tables import LedgerEntry, LedgerTransfer
 from zanloop.payments import service as payments
@@ -326,50 +321,3 @@ def order_of(client: TestClient, t: TenantHandle, order_id: str) -> dict[str, An
 
 def sandbox(client: TestClient, t: TenantHandle, order: dict[str, Any], action: str) -> Any:
     return client.post(f"/v1/sandbox/orders/{order['out_trade_no']}/{action}", headers=t.headers)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app behind a real uvicorn server on a free 127.0.0.1 port (requests run truly
-    concurrently in its thread pool); yields the base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start in time"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def at_once(times: int, call: Callable[[int], T]) -> list[T]:
-    """Run ``call(0..times-1)`` from ``times`` threads released together by a barrier."""
-    start = threading.Barrier(times)
-
-    def one(i: int) -> T:
-        start.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(times) as pool:
-        return list(pool.map(one, range(times)))
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    """A real HTTP client for the live server, with a connection per concurrent request."""
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-    with httpx.Client(timeout=30, limits=limits, trust_env=False) as client:
-        yield client

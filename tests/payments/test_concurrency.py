@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx2 as httpx
 
-from tests.conftest import TenantHandle
-from tests.payments.conftest import at_once, order_of
+from tests.conftest import TenantHandle, at_once
+from tests.payments.conftest import order_of
 
 Order = dict[str, Any]
 
