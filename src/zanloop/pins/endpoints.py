@@ -287,16 +287,11 @@ def get_content(
     return _content(session, service.get_content(session, principal.tenant_id, content_id))
 
 
-@router.get(
-    "/v1/contents/{content_id}/pins",
-    response_model=schemas.PinnedList,
-    summary="The pinned likes of a content item, in display order",
-)
-def pinned_list(
-    content_id: ExternalId, session: ReadSession, principal: Reader
-) -> schemas.PinnedList:
-    listed = service.pinned_list(session, principal.tenant_id, content_id, utcnow())
+# The JSON of each pinned list, kept while the service returns the very same list object.
+_rendered: dict[tuple[str, str], tuple[service.PinnedList, bytes]] = {}
 
+
+def _render(listed: service.PinnedList) -> bytes:
     def entries(items: list[service.PinnedEntry]) -> list[schemas.PinnedEntry]:
         return [
             schemas.PinnedEntry(
@@ -310,13 +305,34 @@ def pinned_list(
             for e in items
         ]
 
-    return schemas.PinnedList(
-        content_id=listed.content_id,
-        accepts_pins=listed.accepts_pins,
-        slots=listed.slots,
-        pinned=entries(listed.pinned),
-        queued=entries(listed.queued),
+    return (
+        schemas.PinnedList(
+            content_id=listed.content_id,
+            accepts_pins=listed.accepts_pins,
+            slots=listed.slots,
+            pinned=entries(listed.pinned),
+            queued=entries(listed.queued),
+        )
+        .model_dump_json()
+        .encode()
     )
+
+
+@router.get(
+    "/v1/contents/{content_id}/pins",
+    response_model=schemas.PinnedList,
+    summary="The pinned likes of a content item, in display order",
+)
+def pinned_list(content_id: ExternalId, session: ReadSession, principal: Reader) -> Response:
+    key = (principal.tenant_id, content_id)
+    listed = service.pinned_list(session, principal.tenant_id, content_id, utcnow())
+    rendered = _rendered.get(key)
+    if rendered is None or rendered[0] is not listed:
+        rendered = (listed, _render(listed))
+        if len(_rendered) >= service.LIST_CACHE_SIZE:
+            _rendered.clear()
+        _rendered[key] = rendered
+    return Response(rendered[1], media_type="application/json")
 
 
 # Pins ----------------------------------------------------------------------------------------

@@ -81,12 +81,21 @@ def bump_version(session: Session, content_id: str) -> None:
     )
 
 
-def content_version(session: Session, tenant_id: str, external_id: str) -> int | None:
-    return session.execute(
-        select(Content.pins_version).where(
-            Content.tenant_id == tenant_id, Content.external_id == external_id
+def list_stamp(session: Session, tenant_id: str, external_id: str) -> tuple[Any, ...] | None:
+    """What a pinned list depends on besides the clock: the content's pins version, the
+    creator's and the tenant policy's last change. One indexed look-up."""
+    row = session.execute(
+        select(
+            Content.id,
+            Content.pins_version,
+            Creator.updated_at,
+            PinPolicyRow.updated_at,
         )
-    ).scalar_one_or_none()
+        .join(Creator, Creator.id == Content.creator_id)
+        .outerjoin(PinPolicyRow, PinPolicyRow.tenant_id == Content.tenant_id)
+        .where(Content.tenant_id == tenant_id, Content.external_id == external_id)
+    ).first()
+    return None if row is None else tuple(row)
 
 
 # Policy --------------------------------------------------------------------------------------

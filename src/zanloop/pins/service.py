@@ -12,6 +12,8 @@ removals on one item queue up behind each other and the display order is never h
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -686,7 +688,38 @@ class PinnedList:
     valid_until: datetime | None
 
 
+# Pinned lists by (tenant, content), with the stamp they were built from: the hottest read
+# costs one look-up while nothing changed. Bounded; the oldest entries go first.
+LIST_CACHE_SIZE = 20_000
+_list_cache: OrderedDict[tuple[str, str], tuple[tuple[Any, ...], PinnedList]] = OrderedDict()
+_list_cache_lock = threading.Lock()
+
+
 def pinned_list(
+    session: Session, tenant_id: str, content_external_id: str, now: datetime
+) -> PinnedList:
+    """The content's pinned likes in display order. Served from this process's cache while
+    the content's pins, its creator and the tenant's policy are unchanged and no timed pin has
+    run out; every process checks the stamp in the database, so none serves a stale list."""
+    key = (tenant_id, content_external_id)
+    stamp = repository.list_stamp(session, tenant_id, content_external_id)
+    if stamp is None:
+        raise NotFound(f"content {content_external_id} not found")
+    cached = _list_cache.get(key)
+    if cached is not None and cached[0] == stamp:
+        listed = cached[1]
+        if listed.valid_until is None or now < listed.valid_until:
+            return listed
+    listed = _build_pinned_list(session, tenant_id, content_external_id, now)
+    with _list_cache_lock:
+        _list_cache[key] = (stamp, listed)
+        _list_cache.move_to_end(key)
+        while len(_list_cache) > LIST_CACHE_SIZE:
+            _list_cache.popitem(last=False)
+    return listed
+
+
+def _build_pinned_list(
     session: Session, tenant_id: str, content_external_id: str, now: datetime
 ) -> PinnedList:
     content = get_content(session, tenant_id, content_external_id)
@@ -694,7 +727,7 @@ def pinned_list(
     rows = {row.id: row for row in repository.showing_pins(session, content.id, now)}
     ranked = [Ranked(r.id, r.amount_fen, r.activated_at, r.expires_at) for r in rows.values()]
     pinned, queued = domain.arrange(ranked, view.policy.slots, view.policy.queue_limit, now)
-    ends = [r.expires_at for r in ranked if r.expires_at is not None]
+    ends = [r.expires_at for r in ranked if r.expires_at is not None and r.expires_at > now]
 
     def entry(r: Ranked) -> PinnedEntry:
         row = rows[r.pin_id]
