@@ -149,13 +149,16 @@ def tenants_add_key(
     tenant_id: str,
     scope: Annotated[list[Scope], typer.Option(help="Repeat for several scopes")],
     name: str = "cli key",
+    creator: Annotated[
+        str | None, typer.Option(help="For a creator key: the creator it acts for")
+    ] = None,
 ) -> None:
     """Issue another API key for a tenant and print it once."""
     from zanloop.tenancy import service
 
     with _database() as db, db.session() as session:
         service.get_tenant(session, tenant_id)
-        issued = service.create_key(session, tenant_id, name, scope)
+        issued = service.create_key(session, tenant_id, name, scope, creator)
     typer.echo(issued.plaintext)
 
 

@@ -12,10 +12,12 @@ from zanloop.tenancy import service as tenancy
 from zanloop.tenancy.domain import Scope
 
 
-def _key(db: Database, tenant: TenantHandle, scope: Scope) -> TenantHandle:
+def _creator_key(db: Database, world: PinWorld, creator: str | None = None) -> TenantHandle:
     with db.session() as session:
-        issued = tenancy.create_key(session, tenant.id, scope.value, [scope])
-    return TenantHandle(tenant.id, issued.plaintext)
+        issued = tenancy.create_key(
+            session, world.tenant.id, "creator", [Scope.CREATOR], creator or world.creator
+        )
+    return TenantHandle(world.tenant.id, issued.plaintext)
 
 
 def _remove(world: PinWorld, who: TenantHandle, pin_id: str, **body: Any) -> Any:
@@ -34,7 +36,7 @@ def test_the_creators_own_removal_refunds_the_buyer_and_reverses_the_ledger(
     # given: a live 10 CNY pin
     world.bind("viewer-1")
     bought = world.buy("viewer-1", 1000)
-    creator = _key(db, world.tenant, Scope.CREATOR)
+    creator = _creator_key(db, world)
 
     # when: the creator removes it
     removed = _remove(world, creator, bought["pin"]["id"], reason="off topic")
@@ -76,7 +78,7 @@ def test_removing_twice_is_harmless_and_a_pending_pin_cannot_be_removed(
     world.bind("viewer-3")
     live = world.buy("viewer-3", 500)
     pending = world.buy("viewer-3", 500, pay=False)
-    creator = _key(db, world.tenant, Scope.CREATOR)
+    creator = _creator_key(db, world)
 
     first = _remove(world, creator, live["pin"]["id"])
     again = _remove(world, creator, live["pin"]["id"])
@@ -106,7 +108,7 @@ def test_a_creator_policy_can_keep_the_money_on_its_own_removals(
     assert "Not refunded if the creator removes it" in bought["disclosure"]["refund_terms"]
     world.pay(bought)
 
-    _remove(world, _key(db, world.tenant, Scope.CREATOR), bought["pin"]["id"]).raise_for_status()
+    _remove(world, _creator_key(db, world), bought["pin"]["id"]).raise_for_status()
     world.worker.drain()
 
     assert world.pin(bought["pin"]["id"])["status"] == "REMOVED"
@@ -137,3 +139,41 @@ def test_a_refund_made_directly_through_payments_also_ends_the_pin(world: PinWor
     assert world.pin(bought["pin"]["id"])["status"] == "REFUNDED"
     assert (world.balance(world.creator_owner()), world.balance("platform:pins")) == (0, 0)
     assert world.balance("pins:sales") == 0
+
+
+def test_a_creator_key_acts_for_its_own_creator_only(world: PinWorld, db: Database) -> None:
+    # given: another creator's key, and this creator's live pin
+    world.client.put(
+        "/v1/creators/rival",
+        json={"name": "r", "programmes": ["commerce"]},
+        headers=world.tenant.headers,
+    ).raise_for_status()
+    rival = _creator_key(db, world, "rival")
+    world.bind("viewer-6")
+    bought = world.buy("viewer-6", 500)
+
+    # then: it can neither remove the pin, nor read the analytics, nor change the content
+    assert _remove(world, rival, bought["pin"]["id"]).status_code == 403
+    analytics = world.client.get(f"/v1/creators/{world.creator}/analytics", headers=rival.headers)
+    patched = world.client.patch(
+        f"/v1/contents/{world.content}", json={"pins_enabled": False}, headers=rival.headers
+    )
+    assert analytics.status_code == patched.status_code == 403
+    assert world.pin(bought["pin"]["id"])["status"] == "ACTIVE"
+    own = world.client.get("/v1/creators/rival/analytics", headers=rival.headers)
+    assert own.status_code == 200
+
+
+def test_a_creator_key_must_name_its_creator(world: PinWorld) -> None:
+    response = world.client.post(
+        "/v1/api-keys", json={"name": "c", "scopes": ["creator"]}, headers=world.tenant.headers
+    )
+    named = world.client.post(
+        "/v1/api-keys",
+        json={"name": "c", "scopes": ["creator"], "creator_id": world.creator},
+        headers=world.tenant.headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "creator_id"
+    assert named.status_code == 201
+    assert named.json()["creator_id"] == world.creator

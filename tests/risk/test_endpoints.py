@@ -270,7 +270,9 @@ def test_scopes_decide_who_may_decide_configure_and_read(
     with db.session() as session:
         app_key = tenancy.create_key(session, tenant.id, "app", [Scope.APP]).plaintext
         analyst_key = tenancy.create_key(session, tenant.id, "risk", [Scope.ANALYST]).plaintext
-        creator_key = tenancy.create_key(session, tenant.id, "creator", [Scope.CREATOR]).plaintext
+        creator_key = tenancy.create_key(
+            session, tenant.id, "creator", [Scope.CREATOR], creator_id="c-1"
+        ).plaintext
     app = TenantHandle(tenant.id, app_key)
     analyst = TenantHandle(tenant.id, analyst_key)
     creator = TenantHandle(tenant.id, creator_key)

@@ -32,7 +32,7 @@ class Figures:
 def creator_figures(
     session: Session, tenant_id: str, creator_id: str, since: datetime, until: datetime
 ) -> Figures:
-    count, gross, refunded, earnings, supporters = tuple(
+    count, gross, refunded, earnings, _ = tuple(
         repository.totals(session, tenant_id, creator_id, since, until)
     )
     daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -65,7 +65,8 @@ def creator_figures(
         gross_fen=gross,
         refunded_fen=refunded,
         creator_earnings_fen=earnings,
-        supporters=supporters,
+        # Buyers who kept at least one pin: the same people the regions and bands count.
+        supporters=len(spend),
         daily=sorted((d, n, a) for d, (n, a) in daily.items()),
         regions=sorted(((r, n, a) for r, (n, a) in regions.items()), key=lambda r: (-r[2], r[0])),
         spend_bands=[(name, bands[name][0], bands[name][1]) for name, _, _ in domain.SPEND_BANDS],

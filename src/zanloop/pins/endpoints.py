@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from zanloop.errors import Forbidden
 from zanloop.http.deps import DatabaseDep, ReadSession, SettingsDep, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
@@ -32,6 +33,14 @@ CreatorWriter = Annotated[
 ]
 ExternalId = Annotated[str, Path(pattern=NO_NUL, max_length=190)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+
+def _check_creator(principal: Principal, creator_external_id: str) -> None:
+    """A creator key acts for its own creator only; platform keys act for all."""
+    if principal.allows(Scope.MERCHANT):
+        return
+    if principal.creator_id != creator_external_id:
+        raise Forbidden(f"this key does not act for creator {creator_external_id}")
 
 
 def _creator(creator: Creator) -> schemas.Creator:
@@ -141,6 +150,7 @@ def creator_pins(
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.Pin]:
+    _check_creator(principal, creator_id)
     pins = service.list_pins(
         session,
         principal.tenant_id,
@@ -164,6 +174,7 @@ def creator_analytics(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> schemas.CreatorAnalytics:
+    _check_creator(principal, creator_id)
     creator = service.get_creator(session, principal.tenant_id, creator_id)
     until = until or utcnow() + timedelta(seconds=1)
     since = since or until - timedelta(days=30)
@@ -193,6 +204,8 @@ def creator_analytics(
     summary="A token for the creator's live stream (valid 12 h)",
 )
 def stream_token(creator_id: ExternalId, write: CreatorWriter, settings: SettingsDep) -> Response:
+    _check_creator(write.principal, creator_id)
+
     def work(session: Session) -> schemas.StreamToken:
         creator = service.get_creator(session, write.tenant_id, creator_id)
         token, expires_at = stream.issue_token(session, write.tenant_id, creator.id)
@@ -269,6 +282,8 @@ def patch_content(
     changes = body.model_dump(exclude_unset=True)
 
     def work(session: Session) -> schemas.ContentOut:
+        content = service.get_content(session, write.tenant_id, content_id)
+        _check_creator(write.principal, service.view_content(session, content).creator.external_id)
         return _content(
             session, service.update_content(session, write.tenant_id, content_id, changes)
         )
@@ -435,6 +450,10 @@ def remove_pin(
     )
 
     def work(session: Session) -> schemas.Pin:
+        _check_creator(
+            write.principal,
+            _pin(session, service.get_pin(session, write.tenant_id, pin_id)).creator_id,
+        )
         pin = service.remove(
             session,
             settings,

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
+from zanloop.errors import Unprocessable
+
 KEY_PREFIX = "zl"
 
 
@@ -51,7 +53,18 @@ class Principal:
     tenant_id: str
     key_id: str
     scopes: frozenset[Scope]
+    # Set for a key that acts for one creator.
+    creator_id: str | None = None
 
     def allows(self, *wanted: Scope) -> bool:
         """ADMIN implies every scope; otherwise any one of ``wanted`` is enough."""
         return Scope.ADMIN in self.scopes or any(s in self.scopes for s in wanted)
+
+
+def check_creator_binding(scopes: set[Scope], creator_id: str | None) -> None:
+    if creator_id is not None and scopes != {Scope.CREATOR}:
+        raise Unprocessable(
+            "only a key with just the creator scope acts for one creator", field="creator_id"
+        )
+    if creator_id is None and scopes == {Scope.CREATOR}:
+        raise Unprocessable("a creator key must name the creator it acts for", field="creator_id")

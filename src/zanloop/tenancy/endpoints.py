@@ -34,7 +34,9 @@ def create_key(
     body: schemas.ApiKeyCreate, db: DatabaseDep, principal: Admin
 ) -> schemas.ApiKeyCreated:
     with db.session() as session:
-        issued = service.create_key(session, principal.tenant_id, body.name, body.scopes)
+        issued = service.create_key(
+            session, principal.tenant_id, body.name, body.scopes, body.creator_id
+        )
         created = schemas.ApiKey.model_validate(issued.key)
     return schemas.ApiKeyCreated(**created.model_dump(), key=issued.plaintext)
 

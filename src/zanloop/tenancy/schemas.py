@@ -18,6 +18,13 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     scopes: list[Scope] = Field(min_length=1)
+    creator_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=190,
+        pattern=NO_NUL,
+        description="Required for a key with just the creator scope: the creator it acts for.",
+    )
 
 
 class ApiKey(BaseModel):
@@ -27,6 +34,7 @@ class ApiKey(BaseModel):
     name: str
     prefix: str = Field(description="The key's first characters, to recognise it.")
     scopes: list[str]
+    creator_id: str | None
     created_at: datetime
     revoked_at: datetime | None
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from zanloop import events
 from zanloop.errors import NotFound, Unauthorized
 from zanloop.kit.ids import new_id
-from zanloop.tenancy import repository
+from zanloop.tenancy import domain, repository
 from zanloop.tenancy.domain import Principal, Scope, TenantKind, generate_key, hash_key
 from zanloop.tenancy.tables import ApiKey, Tenant
 
@@ -41,8 +41,13 @@ def create_tenant(
 
 
 def create_key(
-    session: Session, tenant_id: str, name: str, scopes: tuple[Scope, ...] | list[Scope]
+    session: Session,
+    tenant_id: str,
+    name: str,
+    scopes: tuple[Scope, ...] | list[Scope],
+    creator_id: str | None = None,
 ) -> IssuedKey:
+    domain.check_creator_binding(set(scopes), creator_id)
     new = generate_key()
     key = ApiKey(
         id=new_id("key"),
@@ -51,6 +56,7 @@ def create_key(
         prefix=new.prefix,
         key_hash=new.key_hash,
         scopes=sorted({s.value for s in scopes}),
+        creator_id=creator_id,
     )
     session.add(key)
     session.flush()
@@ -62,7 +68,10 @@ def authenticate(session: Session, plaintext: str) -> Principal:
     if key is None:
         raise Unauthorized("unknown or revoked API key")
     return Principal(
-        tenant_id=key.tenant_id, key_id=key.id, scopes=frozenset(Scope(s) for s in key.scopes)
+        tenant_id=key.tenant_id,
+        key_id=key.id,
+        scopes=frozenset(Scope(s) for s in key.scopes),
+        creator_id=key.creator_id,
     )
 
 
