@@ -4,6 +4,8 @@ It creates a tenant, registers a webhook receiver that verifies every signature 
 Standard Webhooks library, places orders, lets sandbox buyers pay (or fail, or walk away),
 refunds a few, waits for the sandbox's signed notifications to settle everything, and prints
 what the ledger and the webhook log say. Every figure it prints is read back from the API.
+Then ``demo_pins`` runs the paid-pinned-likes scenario on a platform tenant of its own. The
+command exits non-zero if any check fails.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Receiver:
     verified: int = 0
     rejected: int = 0
     types: dict[str, int] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, body: bytes, headers: dict[str, str]) -> int:
@@ -62,10 +65,11 @@ class Receiver:
         with self.lock:
             self.verified += 1
             self.types[payload["type"]] = self.types.get(payload["type"], 0) + 1
+            self.events.append(payload)
         return 204
 
 
-def _serve_receiver(receiver: Receiver) -> tuple[ThreadingHTTPServer, str]:
+def serve_receiver(receiver: Receiver) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -112,7 +116,15 @@ def _start_server(console: Console) -> str:
     return base
 
 
-def run(orders: int = 40, url: str | None = None, seed: int = 7) -> dict[str, int]:
+def run(
+    orders: int = 40, url: str | None = None, seed: int = 7, pins: bool = True
+) -> dict[str, int]:
+    """The coffee shop's day, then (with ``pins``) the pinned-likes scenario of ``demo_pins``.
+
+    Raises ``SystemExit(1)`` after printing if a check fails, so ``zanloop demo`` exits non-zero.
+    """
+    from zanloop.demo_pins import run_pins  # it builds on this module's receiver
+
     configure_logging("WARNING", json=False)
     console = Console()
     rng = random.Random(seed)
@@ -123,7 +135,7 @@ def run(orders: int = 40, url: str | None = None, seed: int = 7) -> dict[str, in
         )
     auth = {"Authorization": f"Bearer {issued.plaintext}"}
     receiver = Receiver()
-    hook_server, hook_url = _serve_receiver(receiver)
+    hook_server, hook_url = serve_receiver(receiver)
     api = httpx.Client(base_url=base, headers=auth, timeout=30)
     try:
         endpoint = api.post("/v1/webhooks/endpoints", json={"url": hook_url, "event_types": []})
@@ -137,7 +149,11 @@ def run(orders: int = 40, url: str | None = None, seed: int = 7) -> dict[str, in
     finally:
         api.close()
         hook_server.shutdown()
-    _print(console, tenant.id, summary)
+    ok = _print(console, tenant.id, summary)
+    if pins:
+        ok = run_pins(base, console) and ok
+    if not ok:
+        raise SystemExit(1)
     return summary
 
 
@@ -178,7 +194,7 @@ def _a_day_of_orders(
     return paid, failed, abandoned
 
 
-def _wait_for(check: Any, seconds: float = 60) -> None:
+def wait_for(check: Any, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not check():
         time.sleep(0.2)
@@ -192,7 +208,7 @@ def _some_refunds(
             api.get(f"/v1/payments/orders/{o['id']}").json()["status"] == "SUCCESS" for o in paid
         )
 
-    _wait_for(settled)
+    wait_for(settled)
     refunds = []
     for order in rng.sample(paid, k=max(1, len(paid) // 7)):
         partial = rng.random() < 0.5
@@ -216,7 +232,7 @@ def _wait_until_settled(
         states = [api.get(f"/v1/payments/refunds/{r['id']}").json()["status"] for r in refunds]
         return all(s == "SUCCESS" for s in states) and receiver.verified >= expected_webhooks
 
-    _wait_for(done)
+    wait_for(done)
 
 
 def _summary(
@@ -249,7 +265,7 @@ def _summary(
     }
 
 
-def _print(console: Console, tenant_id: str, s: dict[str, int]) -> None:
+def _print(console: Console, tenant_id: str, s: dict[str, int]) -> bool:
     table = Table(title=f"zanloop demo — tenant {tenant_id}")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -277,3 +293,4 @@ def _print(console: Console, tenant_id: str, s: dict[str, int]) -> None:
         + "; merchant + clearing = 0 "
         + ("[green]OK[/green]" if zero_sum else "[red]MISMATCH[/red]")
     )
+    return balanced and zero_sum and s["webhooks_rejected"] == 0
