@@ -211,7 +211,8 @@ def demo(
     orders: Annotated[int, typer.Option(help="Payment orders to drive through the API")] = 40,
     url: Annotated[str | None, typer.Option(help="A running zanloop; default: start one")] = None,
 ) -> None:
-    """Seed a tenant and run a simulated day through the real HTTP API and sandbox."""
+    """Run a coffee shop's day and a platform's paid pinned likes through the real HTTP API
+    and sandbox, and check what the API reports."""
     from zanloop.demo import run
 
     run(orders=orders, url=url)
@@ -219,7 +220,7 @@ def demo(
 
 @app.command()
 def bench(
-    what: Annotated[str, typer.Argument(help="core (default)")] = "core",
+    what: Annotated[str, typer.Argument(help="core (default), risk, pins, ...")] = "core",
     quick: Annotated[bool, typer.Option(help="Small sizes, for a smoke run")] = False,
 ) -> None:
     """Print throughput and latency figures (see benchmarks/README.md)."""
