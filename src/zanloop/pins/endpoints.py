@@ -7,16 +7,16 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from zanloop.errors import Forbidden
+from zanloop.errors import Forbidden, NotFound
 from zanloop.http.deps import DatabaseDep, ReadSession, SettingsDep, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.kit.clock import utcnow
-from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, encode_cursor
+from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
 from zanloop.ledger.schemas import NO_NUL
 from zanloop.payments.schemas import PaymentDisclosure, PayParams
-from zanloop.pins import analytics, schemas, service, stream
-from zanloop.pins.domain import ContentKind, PinMode, PinStatus
+from zanloop.pins import analytics, catalog, schemas, service, stream
+from zanloop.pins.domain import ContentKind, PinMode, PinPolicy, PinStatus
 from zanloop.pins.tables import Content, Creator, Pin
 from zanloop.tenancy.domain import Principal, Scope
 
@@ -35,11 +35,21 @@ ExternalId = Annotated[str, Path(pattern=NO_NUL, max_length=190)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
-def _check_creator(principal: Principal, creator_external_id: str) -> None:
-    """A creator key acts for its own creator only; platform keys act for all."""
-    if principal.allows(Scope.MERCHANT):
-        return
-    if principal.creator_id != creator_external_id:
+def _limited_to(principal: Principal) -> str | None:
+    """The one creator a creator-only key sees; None for platform, app and analyst keys."""
+    if principal.allows(Scope.MERCHANT, Scope.ANALYST, Scope.APP):
+        return None
+    return principal.creator_id or ""
+
+
+def _check_creator(principal: Principal, creator_external_id: str, *, write: bool = False) -> None:
+    """A creator-only key reads and acts for its own creator only. Otherwise, writes need a
+    platform key (merchant), and reads are open to what the route's scopes admit."""
+    limit = _limited_to(principal)
+    if limit is not None:
+        if limit != creator_external_id:
+            raise Forbidden(f"this key does not act for creator {creator_external_id}")
+    elif write and not principal.allows(Scope.MERCHANT):
         raise Forbidden(f"this key does not act for creator {creator_external_id}")
 
 
@@ -54,7 +64,7 @@ def _creator(creator: Creator) -> schemas.Creator:
 
 
 def _content(session: Session, content: Content) -> schemas.ContentOut:
-    view = service.view_content(session, content)
+    view = catalog.view_content(session, content)
     return schemas.ContentOut(
         id=content.external_id,
         creator_id=view.creator.external_id,
@@ -103,10 +113,9 @@ def _pin(session: Session, pin: Pin) -> schemas.Pin:
 
 
 def _page(session: Session, pins: list[Pin], limit: int) -> Page[schemas.Pin]:
-    return Page(
-        data=[_pin(session, p) for p in pins],
-        next_cursor=encode_cursor(pins[-1].id) if len(pins) == limit else None,
-    )
+    """``pins`` were fetched with ``limit + 1``: a next page exists only if there is more."""
+    page, next_cursor = split_page(pins, limit, lambda p: p.id)
+    return Page(data=[_pin(session, p) for p in page], next_cursor=next_cursor)
 
 
 # Creators ------------------------------------------------------------------------------------
@@ -120,7 +129,7 @@ def _page(session: Session, pins: list[Pin], limit: int) -> Page[schemas.Pin]:
 def put_creator(creator_id: ExternalId, body: schemas.CreatorUpsert, write: Platform) -> Response:
     return write(
         lambda session: _creator(
-            service.upsert_creator(
+            catalog.upsert_creator(
                 session,
                 write.tenant_id,
                 creator_id,
@@ -134,7 +143,7 @@ def put_creator(creator_id: ExternalId, body: schemas.CreatorUpsert, write: Plat
 
 @router.get("/v1/creators/{creator_id}", response_model=schemas.Creator, summary="A creator")
 def get_creator(creator_id: ExternalId, session: ReadSession, principal: Reader) -> schemas.Creator:
-    return _creator(service.get_creator(session, principal.tenant_id, creator_id))
+    return _creator(catalog.get_creator(session, principal.tenant_id, creator_id))
 
 
 @router.get(
@@ -157,7 +166,7 @@ def creator_pins(
         creator_external_id=creator_id,
         status=status,
         before_id=cursor_key(cursor, str),
-        limit=limit,
+        limit=limit + 1,
     )
     return _page(session, pins, limit)
 
@@ -175,7 +184,7 @@ def creator_analytics(
     until: datetime | None = None,
 ) -> schemas.CreatorAnalytics:
     _check_creator(principal, creator_id)
-    creator = service.get_creator(session, principal.tenant_id, creator_id)
+    creator = catalog.get_creator(session, principal.tenant_id, creator_id)
     until = until or utcnow() + timedelta(seconds=1)
     since = since or until - timedelta(days=30)
     f = analytics.creator_figures(session, principal.tenant_id, creator.id, since, until)
@@ -204,10 +213,10 @@ def creator_analytics(
     summary="A token for the creator's live stream (valid 12 h)",
 )
 def stream_token(creator_id: ExternalId, write: CreatorWriter, settings: SettingsDep) -> Response:
-    _check_creator(write.principal, creator_id)
+    _check_creator(write.principal, creator_id, write=True)
 
     def work(session: Session) -> schemas.StreamToken:
-        creator = service.get_creator(session, write.tenant_id, creator_id)
+        creator = catalog.get_creator(session, write.tenant_id, creator_id)
         token, expires_at = stream.issue_token(session, write.tenant_id, creator.id)
         return schemas.StreamToken(
             token=token,
@@ -233,9 +242,9 @@ def creator_stream(
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
 ) -> StreamingResponse:
     tenant_id, creator_pk = stream.check_token(session, token)
-    creator = service.get_creator(session, tenant_id, creator_id)
+    creator = catalog.get_creator(session, tenant_id, creator_id)
     if creator.id != creator_pk:
-        raise service.NotFound(f"creator {creator_id} not found")
+        raise NotFound(f"creator {creator_id} not found")
     return StreamingResponse(
         stream.events(db, tenant_id, creator_pk, last_event_id, request.is_disconnected),
         media_type="text/event-stream",
@@ -253,11 +262,11 @@ def creator_stream(
 )
 def put_content(content_id: ExternalId, body: schemas.ContentUpsert, write: Platform) -> Response:
     def work(session: Session) -> schemas.ContentOut:
-        content = service.upsert_content(
+        content = catalog.upsert_content(
             session,
             write.tenant_id,
             content_id,
-            service.ContentFields(
+            catalog.ContentFields(
                 body.creator_id,
                 body.kind.value,
                 body.title,
@@ -282,10 +291,12 @@ def patch_content(
     changes = body.model_dump(exclude_unset=True)
 
     def work(session: Session) -> schemas.ContentOut:
-        content = service.get_content(session, write.tenant_id, content_id)
-        _check_creator(write.principal, service.view_content(session, content).creator.external_id)
+        content = catalog.get_content(session, write.tenant_id, content_id)
+        _check_creator(
+            write.principal, catalog.view_content(session, content).creator.external_id, write=True
+        )
         return _content(
-            session, service.update_content(session, write.tenant_id, content_id, changes)
+            session, catalog.update_content(session, write.tenant_id, content_id, changes)
         )
 
     return write(work)
@@ -299,7 +310,7 @@ def patch_content(
 def get_content(
     content_id: ExternalId, session: ReadSession, principal: Reader
 ) -> schemas.ContentOut:
-    return _content(session, service.get_content(session, principal.tenant_id, content_id))
+    return _content(session, catalog.get_content(session, principal.tenant_id, content_id))
 
 
 # The JSON of each pinned list, kept while the service returns the very same list object.
@@ -353,14 +364,14 @@ def pinned_list(content_id: ExternalId, session: ReadSession, principal: Reader)
 # Pins ----------------------------------------------------------------------------------------
 
 
-@router.get("/v1/pins/policy", response_model=service.PinPolicy, summary="The pin policy")
-def get_policy(session: ReadSession, principal: Reader) -> service.PinPolicy:
-    return service.get_policy(session, principal.tenant_id)
+@router.get("/v1/pins/policy", response_model=PinPolicy, summary="The pin policy")
+def get_policy(session: ReadSession, principal: Reader) -> PinPolicy:
+    return catalog.get_policy(session, principal.tenant_id)
 
 
-@router.put("/v1/pins/policy", response_model=service.PinPolicy, summary="Set the pin policy")
-def put_policy(body: service.PinPolicy, write: Platform) -> Response:
-    return write(lambda session: service.set_policy(session, write.tenant_id, body))
+@router.put("/v1/pins/policy", response_model=PinPolicy, summary="Set the pin policy")
+def put_policy(body: PinPolicy, write: Platform) -> Response:
+    return write(lambda session: catalog.set_policy(session, write.tenant_id, body))
 
 
 @router.post(
@@ -420,17 +431,20 @@ def list_pins(
         session,
         principal.tenant_id,
         buyer_id=buyer_id,
+        creator_external_id=_limited_to(principal),
         content_external_id=content_id,
         status=status,
         before_id=cursor_key(cursor, str),
-        limit=limit,
+        limit=limit + 1,
     )
     return _page(session, pins, limit)
 
 
 @router.get("/v1/pins/{pin_id}", response_model=schemas.Pin, summary="A pin")
 def get_pin(pin_id: ExternalId, session: ReadSession, principal: Reader) -> schemas.Pin:
-    return _pin(session, service.get_pin(session, principal.tenant_id, pin_id))
+    pin = _pin(session, service.get_pin(session, principal.tenant_id, pin_id))
+    _check_creator(principal, pin.creator_id)
+    return pin
 
 
 @router.post(
@@ -453,6 +467,7 @@ def remove_pin(
         _check_creator(
             write.principal,
             _pin(session, service.get_pin(session, write.tenant_id, pin_id)).creator_id,
+            write=True,
         )
         pin = service.remove(
             session,

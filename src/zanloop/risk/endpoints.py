@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -10,7 +11,7 @@ from zanloop.errors import Forbidden, Unprocessable
 from zanloop.http.deps import ReadSession, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
-from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, encode_cursor
+from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
 from zanloop.ledger.schemas import NO_NUL
 from zanloop.risk import explanations, policy, reviews, schemas, service
 from zanloop.risk.domain import Signal, Subject, Verdict
@@ -18,6 +19,7 @@ from zanloop.risk.policy import ACTION_PATTERN
 from zanloop.risk.tables import RiskDecision, RiskListEntry, RiskReview
 from zanloop.tenancy.domain import Principal, Scope
 
+T = TypeVar("T")
 router = APIRouter(prefix="/v1/risk", tags=["risk"], responses=PROBLEM_RESPONSES)
 Analyst = Annotated[Principal, Depends(require(Scope.ANALYST, Scope.MERCHANT))]
 DecideWriter = Annotated[
@@ -61,8 +63,10 @@ def _policy(view: service.PolicyView) -> schemas.Policy:
     )
 
 
-def _page_cursor(rows: list[Any], limit: int) -> str | None:
-    return encode_cursor(rows[-1].id) if len(rows) == limit else None
+def _paged(rows: list[Any], limit: int, render: Callable[[Any], T]) -> Page[T]:
+    """``rows`` were fetched with ``limit + 1``: a next page exists only if there is more."""
+    page, next_cursor = split_page(rows, limit, lambda row: row.id)
+    return Page(data=[render(row) for row in page], next_cursor=next_cursor)
 
 
 # Decisions -----------------------------------------------------------------------------------
@@ -128,9 +132,9 @@ def list_decisions(
         action=action,
         verdict=verdict,
         before_id=cursor_key(cursor, str),
-        limit=limit,
+        limit=limit + 1,
     )
-    return Page(data=[_decision(d) for d in rows], next_cursor=_page_cursor(rows, limit))
+    return _paged(rows, limit, _decision)
 
 
 @router.get("/decisions/{decision_id}", response_model=schemas.Decision, summary="A decision")
@@ -255,9 +259,9 @@ def list_entries(
         principal.tenant_id,
         list.value if list else None,
         cursor_key(cursor, str),
-        limit,
+        limit + 1,
     )
-    return Page(data=[_entry(e) for e in rows], next_cursor=_page_cursor(rows, limit))
+    return _paged(rows, limit, _entry)
 
 
 @router.post(
@@ -308,13 +312,10 @@ def list_reviews(
         principal.tenant_id,
         None if status == "ALL" else status,
         cursor_key(cursor, str),
-        limit,
+        limit + 1,
         user_id,
     )
-    return Page(
-        data=[schemas.Review.model_validate(r) for r in rows],
-        next_cursor=_page_cursor(rows, limit),
-    )
+    return _paged(rows, limit, schemas.Review.model_validate)
 
 
 @router.get("/reviews/{review_id}", response_model=schemas.Review, summary="A review")
@@ -367,9 +368,6 @@ def list_audit(
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.AuditEntry]:
     rows = service.list_audit(
-        session, principal.tenant_id, subject_id, cursor_key(cursor, str), limit
+        session, principal.tenant_id, subject_id, cursor_key(cursor, str), limit + 1
     )
-    return Page(
-        data=[schemas.AuditEntry.model_validate(a) for a in rows],
-        next_cursor=_page_cursor(rows, limit),
-    )
+    return _paged(rows, limit, schemas.AuditEntry.model_validate)
