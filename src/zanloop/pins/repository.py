@@ -288,8 +288,9 @@ def paid_pins(
     so the day boundaries are the same on SQLite and PostgreSQL."""
     return list(
         session.execute(
-            select(Pin.buyer_id, Pin.region, Pin.amount_fen, Pin.activated_at, Pin.status).where(
-                _paid(tenant_id, creator_id, since, until)
-            )
+            select(Pin.buyer_id, Pin.region, Pin.amount_fen, Pin.activated_at, Pin.status)
+            .where(_paid(tenant_id, creator_id, since, until))
+            # In time order: a supporter's region is the one of their first pin.
+            .order_by(Pin.activated_at, Pin.id)
         )
     )

@@ -393,6 +393,11 @@ def _notice(session: Session, pin: Pin, kind: str) -> None:
     events.publish(session, events.Event(kind, pin.tenant_id, payload))
 
 
+def _iso(moment: datetime | None) -> str | None:
+    # The API's own form for UTC times, as in every response body.
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
 def pin_payload(session: Session, pin: Pin) -> dict[str, Any]:
     content = repository.content_by_id(session, pin.content_id)
     creator = repository.creator_by_id(session, pin.creator_id)
@@ -406,8 +411,8 @@ def pin_payload(session: Session, pin: Pin) -> dict[str, Any]:
         "buyer_id": pin.buyer_id,
         "amount_fen": pin.amount_fen,
         "message": pin.message,
-        "activated_at": pin.activated_at.isoformat() if pin.activated_at else None,
-        "expires_at": pin.expires_at.isoformat() if pin.expires_at else None,
+        "activated_at": _iso(pin.activated_at),
+        "expires_at": _iso(pin.expires_at),
     }
 
 
