@@ -219,7 +219,12 @@ def _register(api: Api) -> None:
         }
         api.ok("platform", "PUT", f"/v1/contents/{content_id}", body)
     for n, viewer in enumerate(VIEWERS, start=1):
-        api.ok("app", "PUT", f"/v1/bindings/{viewer}", {"openid": f"o_demo_viewer_{n:02d}"})
+        api.ok(
+            "app",
+            "PUT",
+            f"/v1/bindings/{viewer}",
+            {"openid": f"o_demo_viewer_{n:02d}", "real_name_verified": True},
+        )
 
 
 def _pin_body(viewer: int, content: str, amount_fen: int, message: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 
 
 def bind(client: TestClient, t: TenantHandle, user: str, openid: str = OPENID, **extra: Any) -> Any:
-    return client.put(f"/v1/bindings/{user}", json={"openid": openid, **extra}, headers=t.headers)
+    body = {"openid": openid, "real_name_verified": True, **extra}
+    return client.put(f"/v1/bindings/{user}", json=body, headers=t.headers)
 
 
 def binding(client: TestClient, t: TenantHandle, user: str) -> Any:
@@ -137,13 +138,24 @@ def test_a_user_never_bound_is_404(client: TestClient, tenant: TenantHandle) -> 
 def test_a_bad_openid_is_422_naming_openid_and_binds_nothing(
     client: TestClient, tenant: TenantHandle, body: dict[str, Any]
 ) -> None:
-    response = client.put("/v1/bindings/viewer-1", json=body, headers=tenant.headers)
+    response = client.put(
+        "/v1/bindings/viewer-1",
+        json={**body, "real_name_verified": True},
+        headers=tenant.headers,
+    )
 
     assert response.status_code == 422, response.text
     problem = response.json()
     assert [e["field"] for e in problem["errors"]] == ["openid"]
     assert "openid" in problem["detail"]
     assert binding(client, tenant, "viewer-1").status_code == 404
+
+
+def test_the_payer_verification_must_be_stated(client: TestClient, tenant: TenantHandle) -> None:
+    response = client.put("/v1/bindings/viewer-1", json={"openid": OPENID}, headers=tenant.headers)
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["real_name_verified"]
 
 
 def test_the_longest_openid_binds(client: TestClient, tenant: TenantHandle) -> None:

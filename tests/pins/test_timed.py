@@ -29,7 +29,7 @@ def test_a_timed_pin_shows_for_its_tiers_time_then_expires(world: PinWorld, db: 
     short = world.buy("viewer-1", 100, pay=False)
     long = world.buy("viewer-2", 1000)
     world.pay(short)
-    assert "for 1 s from payment" in short["disclosure"]["refund_terms"]
+    assert "for 1 s once it is live" in short["disclosure"]["refund_terms"]
 
     # then: both show, the bigger first, each with its end time
     listed = world.pinned()

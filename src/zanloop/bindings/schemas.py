@@ -10,14 +10,15 @@ OPENID = r"^[A-Za-z0-9_\-]{1,128}$"
 class BindingCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}]},
+        json_schema_extra={
+            "examples": [{"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "real_name_verified": True}]
+        },
     )
 
     openid: str = Field(pattern=OPENID, description="The user's WeChat Pay openid.")
     real_name_verified: bool = Field(
-        default=True,
-        description="WeChat Pay accounts that can pay are real-name verified; say false for a "
-        "payer you know is not.",
+        description="Whether the payer passed WeChat Pay's real-name verification (from your "
+        "own records): paid pins and pay-later need a verified payer."
     )
 
 

@@ -32,14 +32,18 @@ class Figures:
 def creator_figures(
     session: Session, tenant_id: str, creator_id: str, since: datetime, until: datetime
 ) -> Figures:
-    count, gross, refunded, earnings, _ = tuple(
-        repository.totals(session, tenant_id, creator_id, since, until)
-    )
+    count = gross = refunded = earnings = 0
     daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     region_of: dict[str, str] = {}
     spend: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in repository.paid_pins(session, tenant_id, creator_id, since, until):
-        buyer, region, amount, activated_at, status = tuple(row)
+        buyer, region, amount, activated_at, status, creator_fen, platform_fen, back = tuple(row)
+        count += 1
+        gross += amount
+        refunded += back
+        # The creator keeps their share of what was not refunded (the fee's share of a refund
+        # rounds down, as when it was reversed).
+        earnings += creator_fen - (back - back * platform_fen // amount)
         day = daily[activated_at.date().isoformat()]
         day[0] += 1
         day[1] += amount
@@ -47,7 +51,7 @@ def creator_figures(
             continue  # refunded support is not support
         region_of.setdefault(buyer, region or UNKNOWN_REGION)
         spend[buyer][0] += 1
-        spend[buyer][1] += amount
+        spend[buyer][1] += amount - back
     regions: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     bands: dict[str, list[int]] = {name: [0, 0] for name, _, _ in domain.SPEND_BANDS}
     for buyer, (_, total) in spend.items():

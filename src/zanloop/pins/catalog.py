@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from zanloop.errors import DuplicateConflict, NotFound
+from zanloop.errors import DuplicateConflict, FieldError, InvalidDocument, NotFound
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.pins import domain, repository
@@ -189,6 +189,18 @@ def get_policy(session: Session, tenant_id: str) -> PinPolicy:
 
 def set_policy(session: Session, tenant_id: str, policy: PinPolicy) -> PinPolicy:
     document = policy.model_dump(mode="json", exclude_unset=False)
+    # Every creator's overrides must still make a valid policy on top of the new one.
+    for creator in repository.creators_with_policy(session, tenant_id):
+        try:
+            domain.effective_policy(document, creator.policy)
+        except InvalidDocument as exc:
+            raise InvalidDocument(
+                f"creator {creator.external_id}'s overrides would no longer be valid",
+                errors=[
+                    FieldError(f"creators.{creator.external_id}.{e.field}", e.message)
+                    for e in exc.errors
+                ],
+            ) from None
     repository.save_policy(session, tenant_id, document, utcnow())
     return get_policy(session, tenant_id)
 

@@ -74,7 +74,8 @@ class PinPolicy(BaseModel):
     )
     slots: int = Field(default=3, ge=1, le=50, description="Pins shown at the top at once.")
     queue_limit: int = Field(default=100, ge=0, le=1000, description="Queued pins listed.")
-    creator_share_percent: int = Field(default=70, ge=0, le=100)
+    # At least 1 %: the creator's share is what a risk review holds, and a hold is never 0.
+    creator_share_percent: int = Field(default=70, ge=1, le=100)
     min_quality_score: int = Field(default=30, ge=0, le=100)
     refund_on_creator_removal: bool = True
 
@@ -173,7 +174,7 @@ def disclosure_terms(policy: PinPolicy, tier: Tier, refund_on_creator_removal: b
     shown = (
         "until it is removed"
         if policy.mode is PinMode.LASTING
-        else f"for {_duration(tier.duration_seconds)} from payment"
+        else f"for {_duration(tier.duration_seconds)} once it is live"
     )
     refund = (
         "refunded in full if the creator removes it; "

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
 from zanloop.errors import Forbidden, NotFound
@@ -28,6 +29,7 @@ Moderator = Annotated[
     Writer, Depends(writer(require(Scope.CREATOR, Scope.MERCHANT), key_required=True))
 ]
 CreatorReader = Annotated[Principal, Depends(require(Scope.CREATOR, Scope.MERCHANT, Scope.ANALYST))]
+CreatorActor = Annotated[Principal, Depends(require(Scope.CREATOR, Scope.MERCHANT))]
 CreatorWriter = Annotated[
     Writer, Depends(writer(require(Scope.CREATOR, Scope.MERCHANT), key_required=False))
 ]
@@ -109,6 +111,8 @@ def _pin(session: Session, pin: Pin) -> schemas.Pin:
         ended_at=pin.ended_at,
         end_reason=pin.end_reason,
         removed_by=pin.removed_by,
+        refund_id=pin.refund_id,
+        refunded_fen=pin.refunded_fen,
     )
 
 
@@ -180,8 +184,8 @@ def creator_analytics(
     creator_id: ExternalId,
     session: ReadSession,
     principal: CreatorReader,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> schemas.CreatorAnalytics:
     _check_creator(principal, creator_id)
     creator = catalog.get_creator(session, principal.tenant_id, creator_id)
@@ -212,19 +216,19 @@ def creator_analytics(
     status_code=201,
     summary="A token for the creator's live stream (valid 12 h)",
 )
-def stream_token(creator_id: ExternalId, write: CreatorWriter, settings: SettingsDep) -> Response:
-    _check_creator(write.principal, creator_id, write=True)
-
-    def work(session: Session) -> schemas.StreamToken:
-        creator = catalog.get_creator(session, write.tenant_id, creator_id)
-        token, expires_at = stream.issue_token(session, write.tenant_id, creator.id)
-        return schemas.StreamToken(
-            token=token,
-            expires_at=expires_at,
-            url=f"{settings.base_url}/v1/creators/{creator_id}/stream?token={token}",
-        )
-
-    return write(work, status_code=201)
+def stream_token(
+    creator_id: ExternalId, principal: CreatorActor, db: DatabaseDep, settings: SettingsDep
+) -> schemas.StreamToken:
+    # Not an idempotent write: its answer (a secret) is never stored for a replay.
+    _check_creator(principal, creator_id, write=True)
+    with db.session() as session:
+        creator = catalog.get_creator(session, principal.tenant_id, creator_id)
+        token, expires_at = stream.issue_token(session, principal.tenant_id, creator.id)
+    return schemas.StreamToken(
+        token=token,
+        expires_at=expires_at,
+        url=f"{settings.base_url}/v1/creators/{creator_id}/stream?token={token}",
+    )
 
 
 @router.get(
@@ -286,15 +290,19 @@ def put_content(content_id: ExternalId, body: schemas.ContentUpsert, write: Plat
     summary="Update quality figures or switch paid pins on or off",
 )
 def patch_content(
-    content_id: ExternalId, body: schemas.ContentUpdate, write: CreatorWriter
+    content_id: ExternalId, body: schemas.ContentUpdate, write: CreatorWriter, session: ReadSession
 ) -> Response:
     changes = body.model_dump(exclude_unset=True)
+    # Checked before the write, so that a replayed Idempotency-Key cannot skip it.
+    content = catalog.get_content(session, write.tenant_id, content_id)
+    creator = catalog.view_content(session, content).creator.external_id
+    _check_creator(write.principal, creator, write=True)
+    if {"completion_rate", "engagement_rate"} & changes.keys() and not write.principal.allows(
+        Scope.MERCHANT
+    ):
+        raise Forbidden("quality figures come from the platform, not from the creator")
 
     def work(session: Session) -> schemas.ContentOut:
-        content = catalog.get_content(session, write.tenant_id, content_id)
-        _check_creator(
-            write.principal, catalog.view_content(session, content).creator.external_id, write=True
-        )
         return _content(
             session, catalog.update_content(session, write.tenant_id, content_id, changes)
         )
@@ -455,23 +463,23 @@ def get_pin(pin_id: ExternalId, session: ReadSession, principal: Reader) -> sche
 def remove_pin(
     pin_id: ExternalId,
     write: Moderator,
-    settings: SettingsDep,
+    session: ReadSession,
     body: schemas.PinRemove | None = None,
 ) -> Response:
     body = body or schemas.PinRemove()
     by_creator = Scope.CREATOR in write.principal.scopes and not write.principal.allows(
         Scope.MERCHANT
     )
+    # Checked before the write, so that a replayed Idempotency-Key cannot skip it.
+    _check_creator(
+        write.principal,
+        _pin(session, service.get_pin(session, write.tenant_id, pin_id)).creator_id,
+        write=True,
+    )
 
     def work(session: Session) -> schemas.Pin:
-        _check_creator(
-            write.principal,
-            _pin(session, service.get_pin(session, write.tenant_id, pin_id)).creator_id,
-            write=True,
-        )
         pin = service.remove(
             session,
-            settings,
             write.tenant_id,
             pin_id,
             by_creator=by_creator,

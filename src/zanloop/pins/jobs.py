@@ -18,5 +18,4 @@ def expire(ctx: JobContext, session: Session, payload: dict[str, Any]) -> None:
 
 @handler("pins.refund")
 def refund(ctx: JobContext, session: Session, payload: dict[str, Any]) -> None:
-    pin = service.get_pin(session, payload["tenant_id"], payload["pin_id"])
-    service.refund_pin(session, ctx.settings, pin)
+    service.refund_pin(session, ctx.settings, payload["tenant_id"], payload["pin_id"])

@@ -25,12 +25,12 @@ def _on_failed(session: Session, event: events.Event) -> None:
 
 def _on_refunded(session: Session, event: events.Event) -> None:
     if _is_pin(event):
-        service.on_refunded(
-            session,
-            event.data["order_id"],
-            event.data["refund"]["id"],
-            event.data["refund"]["amount_fen"],
-        )
+        service.on_refunded(session, event.data["order_id"], event.data["refund"]["id"])
+
+
+def _on_refund_failed(session: Session, event: events.Event) -> None:
+    if _is_pin(event):
+        service.on_refund_failed(session, event.data["order_id"])
 
 
 def _on_review(session: Session, event: events.Event) -> None:
@@ -48,5 +48,6 @@ def register() -> None:
     events.subscribe("payment.closed", _on_failed)
     events.subscribe("payment.failed", _on_failed)
     events.subscribe("payment.refunded", _on_refunded)
+    events.subscribe("refund.failed", _on_refund_failed)
     events.subscribe("risk.review.approved", _on_review)
     events.subscribe("risk.review.rejected", _on_review)

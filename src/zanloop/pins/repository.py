@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from zanloop.db import insert_unless_exists
@@ -256,6 +256,7 @@ PAID = (
 
 
 def _paid(tenant_id: str, creator_id: str, since: datetime, until: datetime) -> Any:
+    # A pin held for review has no activated_at yet: it counts once it goes live.
     return (
         (Pin.tenant_id == tenant_id)
         & (Pin.creator_id == creator_id)
@@ -265,30 +266,31 @@ def _paid(tenant_id: str, creator_id: str, since: datetime, until: datetime) -> 
     )
 
 
-def totals(
-    session: Session, tenant_id: str, creator_id: str, since: datetime, until: datetime
-) -> Row[Any]:
-    refunded = case((Pin.status == PinStatus.REFUNDED.value, Pin.amount_fen), else_=0)
-    kept = case((Pin.status != PinStatus.REFUNDED.value, Pin.creator_fen), else_=0)
-    return session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Pin.amount_fen), 0),
-            func.coalesce(func.sum(refunded), 0),
-            func.coalesce(func.sum(kept), 0),
-            func.count(func.distinct(Pin.buyer_id)),
-        ).where(_paid(tenant_id, creator_id, since, until))
-    ).one()
+def creators_with_policy(session: Session, tenant_id: str) -> list[Creator]:
+    return [
+        c
+        for c in session.scalars(select(Creator).where(Creator.tenant_id == tenant_id))
+        if c.policy
+    ]
 
 
 def paid_pins(
     session: Session, tenant_id: str, creator_id: str, since: datetime, until: datetime
 ) -> list[Row[Any]]:
-    """(buyer, region, amount, activated_at, status) of every paid pin: grouped in Python,
-    so the day boundaries are the same on SQLite and PostgreSQL."""
+    """Every paid pin's figures, grouped in Python so that day boundaries and refund shares are
+    computed the same way on SQLite and PostgreSQL."""
     return list(
         session.execute(
-            select(Pin.buyer_id, Pin.region, Pin.amount_fen, Pin.activated_at, Pin.status)
+            select(
+                Pin.buyer_id,
+                Pin.region,
+                Pin.amount_fen,
+                Pin.activated_at,
+                Pin.status,
+                Pin.creator_fen,
+                Pin.platform_fen,
+                Pin.refunded_fen,
+            )
             .where(_paid(tenant_id, creator_id, since, until))
             # In time order: a supporter's region is the one of their first pin.
             .order_by(Pin.activated_at, Pin.id)

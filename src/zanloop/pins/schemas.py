@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from zanloop.kit.text import EncodableText
 from zanloop.ledger.schemas import NO_NUL
@@ -73,8 +73,16 @@ class ContentUpdate(BaseModel):
 
     title: Title | None = None
     pins_enabled: bool | None = None
-    completion_rate: Rate | None = None
-    engagement_rate: Rate | None = None
+    completion_rate: Rate | None = Field(default=None, description="null clears the figure.")
+    engagement_rate: Rate | None = Field(default=None, description="null clears the figure.")
+
+    @field_validator("title", "pins_enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Left out means "unchanged"; null would mean "none", which these fields cannot be.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
 
 class PinTerms(BaseModel):
@@ -123,7 +131,7 @@ class PinCreate(BaseModel):
     buyer_id: ExternalId
     amount_fen: int = Field(ge=1, le=100_000_000)
     message: Annotated[EncodableText, StringConstraints(max_length=500, pattern=NO_NUL)] = ""
-    device_id: ExternalId | None = None
+    device_id: ExternalId = Field(description="The device fingerprint: risk control needs it.")
     ip: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9A-Fa-f:.]+$")] | None = None
     region: Annotated[EncodableText, StringConstraints(max_length=64, pattern=NO_NUL)] | None = None
 
@@ -149,6 +157,8 @@ class Pin(BaseModel):
     ended_at: datetime | None
     end_reason: str
     removed_by: str | None
+    refund_id: str | None = Field(description="The latest refund of the pin's payment.")
+    refunded_fen: int
 
 
 class PinPayment(BaseModel):

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from zanloop import events
 from zanloop.bindings import service as bindings
 from zanloop.config import Settings
-from zanloop.errors import ContentNotEligible, InvalidState, NotFound
+from zanloop.errors import ContentNotEligible, Forbidden, InvalidState, NotFound
 from zanloop.jobs import service as jobs
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
@@ -144,6 +144,8 @@ def purchase(
         payment_order_id=order.order.id,
         decision_id=decision.id,
         region=request.region,
+        # The terms the buyer is shown now hold for this pin, whatever the policy says later.
+        refund_on_creator_removal=policy.refund_on_creator_removal,
         created_at=now,
     )
     repository.add(session, pin)
@@ -200,9 +202,28 @@ def list_pins(
 
 def on_paid(session: Session, order_id: str) -> None:
     pin = repository.pin_by_order(session, order_id)
-    if pin is None or pin.status != PinStatus.PENDING.value:
+    if pin is None:
         return
-    repository.content_by_id(session, pin.content_id, lock=True)
+    content = repository.content_by_id(session, pin.content_id, lock=True)
+    assert content is not None
+    session.refresh(pin)
+    if pin.status != PinStatus.PENDING.value:
+        if pin.status == PinStatus.CANCELLED.value:
+            # A payment that failed, then succeeded after all: the pin is over, so the money
+            # goes back rather than staying in pins:sales with nothing to show for it.
+            _queue_refund(session, pin)
+        return
+    if not catalog.view_content(session, content).eligibility.accepts_pins:
+        repository.move(
+            session,
+            pin.id,
+            [PinStatus.PENDING],
+            status=PinStatus.CANCELLED.value,
+            ended_at=utcnow(),
+            end_reason="the content stopped accepting pins before the payment completed",
+        )
+        _queue_refund(session, pin)
+        return
     decision = risk.get_decision(session, pin.tenant_id, pin.decision_id)
     if decision.verdict == Verdict.REVIEW.value:
         risk_reviews.hold_for_review(
@@ -237,11 +258,21 @@ def on_payment_failed(session: Session, order_id: str) -> None:
     )
 
 
+def on_refund_failed(session: Session, order_id: str) -> None:
+    """The provider refused a pin's refund: try again with a new refund number."""
+    pin = repository.pin_by_order(session, order_id)
+    if pin is not None:
+        _queue_refund(session, pin)
+
+
 def on_review_resolved(session: Session, tenant_id: str, decision_id: str, approved: bool) -> None:
     pin = repository.pin_by_decision(session, tenant_id, decision_id)
-    if pin is None or pin.status != PinStatus.IN_REVIEW.value:
+    if pin is None:
         return
     repository.content_by_id(session, pin.content_id, lock=True)
+    session.refresh(pin)
+    if pin.status != PinStatus.IN_REVIEW.value:
+        return
     if approved:
         _post_fee(session, pin)
         _go_live(session, pin, [PinStatus.IN_REVIEW])
@@ -255,17 +286,18 @@ def on_review_resolved(session: Session, tenant_id: str, decision_id: str, appro
         end_reason="rejected by risk review",
         removed_by="risk",
     )
-    jobs.enqueue(
-        session, "pins.refund", {"tenant_id": tenant_id, "pin_id": pin.id}, tenant_id=tenant_id
-    )
+    _queue_refund(session, pin)
 
 
-def on_refunded(session: Session, order_id: str, refund_id: str, refund_fen: int) -> None:
-    """Reverse the pin's earning and fee in proportion to the refund; a full refund ends it."""
-    pin = repository.pin_by_order(session, order_id, lock=True)
+def on_refunded(session: Session, order_id: str, refund_id: str) -> None:
+    """Reverse the pin's earning and fee so that, together, they give back exactly what was
+    refunded so far; a full refund ends the pin."""
+    pin = repository.pin_by_order(session, order_id)
     if pin is None:
         return
+    # The content row first, as everywhere: concurrent changes of one item queue up alike.
     repository.content_by_id(session, pin.content_id, lock=True)
+    session.refresh(pin)
     order = payments.get_order(session, pin.tenant_id, order_id)
     fully = order.refunded_fen >= pin.amount_fen
     if pin.status == PinStatus.IN_REVIEW.value:
@@ -275,7 +307,14 @@ def on_refunded(session: Session, order_id: str, refund_id: str, refund_fen: int
                 session, pin.tenant_id, review.id, risk.SYSTEM, "the payment was refunded"
             )
     else:
-        _reverse_split(session, pin, refund_id, refund_fen, fully)
+        _reverse_split(session, pin, refund_id, order.refunded_fen)
+    repository.move(
+        session,
+        pin.id,
+        [s for s in PinStatus],
+        refunded_fen=order.refunded_fen,
+        refund_id=refund_id,
+    )
     if fully:
         repository.move(
             session,
@@ -283,11 +322,21 @@ def on_refunded(session: Session, order_id: str, refund_id: str, refund_fen: int
             [s for s in PinStatus if s is not PinStatus.REFUNDED],
             status=PinStatus.REFUNDED.value,
             ended_at=pin.ended_at or utcnow(),
-            refund_id=refund_id,
         )
         repository.bump_version(session, pin.content_id)
         session.refresh(pin)
         _notice(session, pin, "pin.refunded")
+
+
+def _queue_refund(session: Session, pin: Pin) -> None:
+    """Refund what is left of the pin's payment, after this transaction commits: the provider
+    is never called while a content row is locked, and a failed refund is tried again."""
+    jobs.enqueue(
+        session,
+        "pins.refund",
+        {"tenant_id": pin.tenant_id, "pin_id": pin.id},
+        tenant_id=pin.tenant_id,
+    )
 
 
 def _earning_transfer_id(pin: Pin) -> str:
@@ -331,21 +380,24 @@ def _post_fee(session: Session, pin: Pin) -> None:
         )
 
 
-def _reverse_split(
-    session: Session, pin: Pin, refund_id: str, refund_fen: int, fully: bool
-) -> None:
+def _reverse_split(session: Session, pin: Pin, refund_id: str, refunded_total: int) -> None:
+    """Bring the reversals of the fee and the earning to their share of ``refunded_total``:
+    the fee's share rounds down and the earning takes the rest, so the two always add up to
+    exactly what was refunded, however the refunds were cut."""
     earning_id = _earning_transfer_id(pin)
-    if pin.decision_id and _was_reviewed(session, pin):
+    if _was_reviewed(session, pin):
         earning_id = hold_transfer_id(risk_reviews.hold_id_for(pin.decision_id))
-    platform_part = refund_fen * pin.platform_fen // pin.amount_fen
-    parts = [(_fee_transfer_id(pin), platform_part), (earning_id, refund_fen - platform_part)]
-    for transfer_id, amount in parts:
+    fee_target = refunded_total * pin.platform_fen // pin.amount_fen
+    targets = [
+        (_fee_transfer_id(pin), fee_target),
+        (earning_id, refunded_total - fee_target),
+    ]
+    for transfer_id, target in targets:
         try:
             transfer = ledger.get_transfer(session, pin.tenant_id, transfer_id)
         except NotFound:
             continue  # nothing was posted (a zero share)
-        left = transfer.amount - transfer.reversed_amount
-        amount = left if fully else min(amount, left)
+        amount = min(target, transfer.amount) - transfer.reversed_amount
         if amount > 0:
             ledger.reverse(
                 session,
@@ -421,7 +473,6 @@ def pin_payload(session: Session, pin: Pin) -> dict[str, Any]:
 
 def remove(
     session: Session,
-    settings: Settings,
     tenant_id: str,
     pin_id: str,
     *,
@@ -429,46 +480,53 @@ def remove(
     violation: bool,
     reason: str,
 ) -> Pin:
-    """Take a pin down (P8). The creator's own removal is refunded (by default); a removal for
-    breaking the rules is not; other platform removals are. The refund goes through the
-    provider, and the ledger reverses when it succeeds."""
-    pin = repository.get_pin(session, tenant_id, pin_id)
-    if pin is None:
-        raise NotFound(f"pin {pin_id} not found")
+    """Take a pin down (P8). The creator's own removal is refunded when the terms the buyer
+    was shown said so; a platform removal is refunded unless it is for breaking the rules.
+    The refund goes through the provider after commit; the ledger reverses when it succeeds."""
+    if by_creator and violation:
+        raise Forbidden("only the platform removes a pin for a violation")
+    pin = get_pin(session, tenant_id, pin_id)
     repository.content_by_id(session, pin.content_id, lock=True)
     session.refresh(pin)
     if pin.status == PinStatus.REMOVED.value:
         return pin
-    if pin.status != PinStatus.ACTIVE.value:
-        raise InvalidState(f"pin {pin_id} is {pin.status}; only an active pin can be removed")
-    creator = repository.creator_by_id(session, pin.creator_id)
-    assert creator is not None
-    policy = catalog.policy_for(session, tenant_id, creator)
-    refund = (policy.refund_on_creator_removal and not violation) if by_creator else not violation
+    now = utcnow()
+    if pin.status != PinStatus.ACTIVE.value or (pin.expires_at and pin.expires_at <= now):
+        raise InvalidState(f"pin {pin_id} is not showing; only a live pin can be removed")
+    refund = pin.refund_on_creator_removal if by_creator else not violation
     repository.move(
         session,
         pin.id,
         [PinStatus.ACTIVE],
         status=PinStatus.REMOVED.value,
-        ended_at=utcnow(),
+        ended_at=now,
         end_reason=reason,
         removed_by="creator" if by_creator else "platform",
     )
     repository.bump_version(session, pin.content_id)
     if refund:
-        refund_pin(session, settings, pin)
+        _queue_refund(session, pin)
     session.refresh(pin)
     _notice(session, pin, "pin.removed")
     return pin
 
 
-def refund_pin(session: Session, settings: Settings, pin: Pin) -> None:
+def refund_pin(session: Session, settings: Settings, tenant_id: str, pin_id: str) -> None:
+    """Refund what is left of a pin's payment (the ``pins.refund`` job)."""
+    pin = get_pin(session, tenant_id, pin_id)
+    order = payments.get_order(session, tenant_id, pin.payment_order_id)
+    if order.amount_fen - order.refund_reserved_fen <= 0:
+        return  # refunded already (perhaps straight through the payments API)
+    attempt = len(payments.list_refunds(session, tenant_id, order.id)) + 1
     payments.request_refund(
         session,
         settings,
-        pin.tenant_id,
-        pin.payment_order_id,
-        RefundCreate(out_refund_no=f"pin{pin.id.removeprefix('pin_')}", reason="pinned like"),
+        tenant_id,
+        order.id,
+        RefundCreate(
+            out_refund_no=f"pin{pin.id.removeprefix('pin_')}r{attempt}",
+            reason="pinned like",
+        ),
     )
 
 
@@ -476,6 +534,7 @@ def expire_due(session: Session, now: datetime, limit: int = 500) -> int:
     """Timed pins whose display time is over (reads already hide them; this records it)."""
     expired = 0
     for pin in repository.due_to_expire(session, now, limit):
+        repository.content_by_id(session, pin.content_id, lock=True)
         if repository.move(
             session,
             pin.id,

@@ -88,6 +88,8 @@ class Pin(Base):
     end_reason: Mapped[str] = mapped_column(String(500), default="")
     removed_by: Mapped[str | None] = mapped_column(String(20), default=None)
     refund_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_on_creator_removal: Mapped[bool] = mapped_column(default=True)
 
 
 class PinNotice(Base):

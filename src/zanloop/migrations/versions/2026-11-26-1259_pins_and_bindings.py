@@ -173,6 +173,8 @@ def upgrade() -> None:
         sa.Column("end_reason", sa.String(length=500), nullable=False),
         sa.Column("removed_by", sa.String(length=20), nullable=True),
         sa.Column("refund_id", sa.String(length=40), nullable=True),
+        sa.Column("refunded_fen", sa.BigInteger(), nullable=False),
+        sa.Column("refund_on_creator_removal", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["content_id"], ["contents.id"], name=op.f("fk_pins_content_id_contents")
         ),
