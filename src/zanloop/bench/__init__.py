@@ -4,12 +4,15 @@
 HTTP API on SQLite, (b) batched ledger postings on SQLite beside the raw ``sqlite3`` ceiling,
 and (c) the same postings on PostgreSQL. ``notify``, ``ledger`` and ``postgres`` run a part.
 ``risk`` times ``risk.decide``: the decision in-process, with Redis, and logged on SQLite.
+``pins`` reads the pinned list over HTTP with 1,000,000 pins in the database and times pin
+purchases settled by their verified payment notifications.
 Every run checks its own results and fails (exit status 1) if they are wrong.
 """
 
 from __future__ import annotations
 
 from zanloop.bench.core import run_core
+from zanloop.bench.pins import run_pins
 from zanloop.bench.report import Report
 from zanloop.bench.risk import run_risk
 
@@ -20,6 +23,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "sqlite": ("notify", "sqlite"),
     "postgres": ("postgres",),
     "risk": ("risk",),
+    "pins": ("pins",),
 }
 
 
@@ -33,6 +37,8 @@ def run(what: str = "core", *, quick: bool = False) -> Report:
         raise SystemExit(f"unknown benchmark {what!r}; choose one of: {', '.join(BENCHES)}")
     if what == "risk":
         return run_risk(quick=quick)
+    if what == "pins":
+        return run_pins(quick=quick)
     return run_core(what, BENCHES[what], quick=quick)
 
 

@@ -2,12 +2,13 @@
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from zanloop.config import Settings
 from zanloop.db import Database
@@ -18,12 +19,16 @@ from zanloop.tenancy.domain import Principal, Scope, hash_key
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer zl_...`")
 
 
-def get_settings(request: Request) -> Settings:
+# The cheap dependencies are ``async``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, and the hand-off costs more than the work.
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
@@ -59,7 +64,7 @@ class PrincipalCache:
             self._items.clear()
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     db: Annotated[Database, Depends(get_db)],
@@ -70,17 +75,22 @@ def authenticate(
     key_hash = hash_key(credentials.credentials)
     principal = cache.get(key_hash)
     if principal is None:
-        with db.read_session() as session:
-            principal = tenancy.authenticate(session, credentials.credentials)
+        # Only a key not seen lately costs a database look-up, in a worker thread.
+        principal = await run_in_threadpool(_look_up, db, credentials.credentials)
         cache.put(key_hash, principal)
     request.state.principal = principal
     return principal
 
 
-def require(*scopes: Scope) -> Callable[..., Principal]:
+def _look_up(db: Database, plaintext: str) -> Principal:
+    with db.read_session() as session:
+        return tenancy.authenticate(session, plaintext)
+
+
+def require(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits keys holding ADMIN or any one of ``scopes``."""
 
-    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.allows(*scopes):
             wanted = ", ".join(s.value for s in (Scope.ADMIN, *scopes))
             raise Forbidden(f"this API key lacks the scope for this call (one of: {wanted})")

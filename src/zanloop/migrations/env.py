@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -12,12 +14,23 @@ from zanloop.tables import metadata
 config = context.config
 
 
+# Indexes with an expression (a DESC column) that autogenerate cannot compare with what it
+# reads back from the database: left out of the comparison, so it does not propose to drop and
+# recreate them every time.
+EXPRESSION_INDEXES = frozenset({"ix_pins_content_display"})
+
+
+def _comparable(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    return not (type_ == "index" and name in EXPRESSION_INDEXES)
+
+
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_comparable,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from zanloop.config import Settings
 from zanloop.db import Database
 from zanloop.errors import NotificationRejected
-from zanloop.http.deps import ReadSession, SettingsDep, get_db, get_settings, require
+from zanloop.http.deps import ReadSession, SettingsDep, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
 from zanloop.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, cursor_key, split_page
@@ -222,7 +222,8 @@ async def notify(tenant_id: str, request: Request) -> Response:
     # thread hops per notification for two attribute reads.
     if not _TENANT_ID.fullmatch(tenant_id):
         return JSONResponse({"code": "FAIL", "message": "unknown merchant"}, status_code=404)
-    db, settings = get_db(request), get_settings(request)
+    db: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
     body = await request.body()
     headers = dict(request.headers)
     try:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from zanloop.db import Database
 from zanloop.errors import Forbidden, NotFound
 from zanloop.http.deps import DatabaseDep, ReadSession, SettingsDep, require
 from zanloop.http.problems import PROBLEM_RESPONSES
@@ -357,9 +359,18 @@ def _render(listed: service.PinnedList) -> bytes:
     response_model=schemas.PinnedList,
     summary="The pinned likes of a content item, in display order",
 )
-def pinned_list(content_id: ExternalId, session: ReadSession, principal: Reader) -> Response:
-    key = (principal.tenant_id, content_id)
-    listed = service.pinned_list(session, principal.tenant_id, content_id, utcnow())
+async def pinned_list(content_id: ExternalId, request: Request, principal: Reader) -> Response:
+    # The hottest read: async, so that a cached list costs one stamp look-up in this thread
+    # (SQLite is local) and no hand-off; building a list, or PostgreSQL, goes to a worker.
+    db: Database = request.app.state.db
+    tenant_id, now = principal.tenant_id, utcnow()
+    if db.is_sqlite:
+        listed = service.cached_pinned_list(db, tenant_id, content_id, now)
+    else:
+        listed = await run_in_threadpool(service.cached_pinned_list, db, tenant_id, content_id, now)
+    if listed is None:
+        listed = await run_in_threadpool(_build_list, db, tenant_id, content_id, now)
+    key = (tenant_id, content_id)
     rendered = _rendered.get(key)
     if rendered is None or rendered[0] is not listed:
         rendered = (listed, _render(listed))
@@ -367,6 +378,11 @@ def pinned_list(content_id: ExternalId, session: ReadSession, principal: Reader)
             _rendered.clear()
         _rendered[key] = rendered
     return Response(rendered[1], media_type="application/json")
+
+
+def _build_list(db: Database, tenant_id: str, content_id: str, now: datetime) -> service.PinnedList:
+    with db.read_session() as session:
+        return service.pinned_list(session, tenant_id, content_id, now)
 
 
 # Pins ----------------------------------------------------------------------------------------

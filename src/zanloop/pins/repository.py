@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from zanloop.db import insert_unless_exists
@@ -81,20 +81,23 @@ def bump_version(session: Session, content_id: str) -> None:
     )
 
 
-def list_stamp(session: Session, tenant_id: str, external_id: str) -> tuple[Any, ...] | None:
-    """What a pinned list depends on besides the clock: the content's pins version, the
-    creator's and the tenant policy's last change. One indexed look-up."""
-    row = session.execute(
-        select(
-            Content.id,
-            Content.pins_version,
-            Creator.updated_at,
-            PinPolicyRow.updated_at,
-        )
-        .join(Creator, Creator.id == Content.creator_id)
-        .outerjoin(PinPolicyRow, PinPolicyRow.tenant_id == Content.tenant_id)
-        .where(Content.tenant_id == tenant_id, Content.external_id == external_id)
-    ).first()
+# What a pinned list depends on besides the clock: the content's pins version, the creator's
+# and the tenant policy's last change. One indexed look-up, built once.
+_STAMP = (
+    select(Content.id, Content.pins_version, Creator.updated_at, PinPolicyRow.updated_at)
+    .join(Creator, Creator.id == Content.creator_id)
+    .outerjoin(PinPolicyRow, PinPolicyRow.tenant_id == Content.tenant_id)
+    .where(
+        Content.tenant_id == bindparam("tenant_id"),
+        Content.external_id == bindparam("external_id"),
+    )
+)
+
+
+def list_stamp(
+    conn: Connection | Session, tenant_id: str, external_id: str
+) -> tuple[Any, ...] | None:
+    row = conn.execute(_STAMP, {"tenant_id": tenant_id, "external_id": external_id}).first()
     return None if row is None else tuple(row)
 
 
@@ -148,8 +151,9 @@ def pin_by_decision(session: Session, tenant_id: str, decision_id: str) -> Pin |
     ).first()
 
 
-def showing_pins(session: Session, content_id: str, now: datetime) -> list[Row[Any]]:
-    """The content's live pins (active and not run out), lightest columns only: the hot read."""
+def showing_pins(session: Session, content_id: str, now: datetime, limit: int) -> list[Row[Any]]:
+    """The first ``limit`` live pins of the content in display order (amount, then time),
+    lightest columns only: the hot read, served by one index range."""
     return list(
         session.execute(
             select(
@@ -159,13 +163,27 @@ def showing_pins(session: Session, content_id: str, now: datetime) -> list[Row[A
                 Pin.message,
                 Pin.activated_at,
                 Pin.expires_at,
-            ).where(
+            )
+            .where(
                 Pin.content_id == content_id,
                 Pin.status == PinStatus.ACTIVE.value,
                 (Pin.expires_at.is_(None)) | (Pin.expires_at > now),
             )
+            .order_by(Pin.amount_fen.desc(), Pin.activated_at, Pin.id)
+            .limit(limit)
         )
     )
+
+
+def next_expiry(session: Session, content_id: str, now: datetime) -> datetime | None:
+    """When the first live timed pin of the content runs out (the list changes by itself)."""
+    return session.execute(
+        select(func.min(Pin.expires_at)).where(
+            Pin.content_id == content_id,
+            Pin.status == PinStatus.ACTIVE.value,
+            Pin.expires_at > now,
+        )
+    ).scalar_one_or_none()
 
 
 def list_pins(

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from zanloop import events
 from zanloop.bindings import service as bindings
 from zanloop.config import Settings
+from zanloop.db import Database
 from zanloop.errors import ContentNotEligible, Forbidden, InvalidState, NotFound
 from zanloop.jobs import service as jobs
 from zanloop.kit.clock import utcnow
@@ -33,7 +34,7 @@ from zanloop.ledger.domain import hold_transfer_id, two_party
 from zanloop.payments import service as payments
 from zanloop.payments.schemas import PaymentOrderCreate, RefundCreate
 from zanloop.pins import catalog, domain, repository
-from zanloop.pins.domain import PinStatus, Ranked
+from zanloop.pins.domain import PinStatus
 from zanloop.pins.tables import Pin, PinNotice
 from zanloop.risk import reviews as risk_reviews
 from zanloop.risk import service as risk
@@ -579,6 +580,22 @@ _list_cache: OrderedDict[tuple[str, str], tuple[tuple[Any, ...], PinnedList]] = 
 _list_cache_lock = threading.Lock()
 
 
+def cached_pinned_list(
+    db: Database, tenant_id: str, content_external_id: str, now: datetime
+) -> PinnedList | None:
+    """The cached list, if it is still right: one stamp look-up on a plain connection (the
+    hot path of the hottest read). None when the list must be built."""
+    cached = _list_cache.get((tenant_id, content_external_id))
+    if cached is None:
+        return None
+    with db.read_engine.connect() as conn:
+        stamp = repository.list_stamp(conn, tenant_id, content_external_id)
+    listed = cached[1]
+    if stamp != cached[0] or (listed.valid_until is not None and now >= listed.valid_until):
+        return None
+    return listed
+
+
 def pinned_list(
     session: Session, tenant_id: str, content_external_id: str, now: datetime
 ) -> PinnedList:
@@ -608,24 +625,22 @@ def _build_pinned_list(
 ) -> PinnedList:
     content = catalog.get_content(session, tenant_id, content_external_id)
     view = catalog.view_content(session, content)
-    rows = {row.id: row for row in repository.showing_pins(session, content.id, now)}
-    ranked = [Ranked(r.id, r.amount_fen, r.activated_at, r.expires_at) for r in rows.values()]
-    pinned, queued = domain.arrange(ranked, view.policy.slots, view.policy.queue_limit, now)
-    ends = [r.expires_at for r in ranked if r.expires_at is not None and r.expires_at > now]
+    shown = view.policy.slots + view.policy.queue_limit
+    rows = repository.showing_pins(session, content.id, now, shown)
 
-    def entry(r: Ranked) -> PinnedEntry:
-        row = rows[r.pin_id]
+    def entry(row: Any) -> PinnedEntry:
         return PinnedEntry(
             row.id, row.buyer_id, row.amount_fen, row.message, row.activated_at, row.expires_at
         )
 
+    # The query already orders as domain.order_key does: amount, then time, then id.
     return PinnedList(
         content.external_id,
         view.eligibility.accepts_pins,
         view.policy.slots,
-        [entry(r) for r in pinned],
-        [entry(r) for r in queued],
-        min(ends, default=None),
+        [entry(r) for r in rows[: view.policy.slots]],
+        [entry(r) for r in rows[view.policy.slots :]],
+        repository.next_expiry(session, content.id, now),
     )
 
 

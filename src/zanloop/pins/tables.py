@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zanloop.db import Base, BigIntPK
@@ -59,7 +59,16 @@ class PinPolicyRow(Base):
 class Pin(Base):
     __tablename__ = "pins"
     __table_args__ = (
-        Index("ix_pins_content_status", "content_id", "status"),
+        # The pinned list: live pins of a content in display order, and its next expiry.
+        Index(
+            "ix_pins_content_display",
+            "content_id",
+            "status",
+            text("amount_fen DESC"),
+            "activated_at",
+            "id",
+        ),
+        Index("ix_pins_content_expiry", "content_id", "status", "expires_at"),
         Index("ix_pins_buyer", "tenant_id", "buyer_id", "id"),
         Index("ix_pins_creator", "tenant_id", "creator_id", "id"),
         Index("ix_pins_status_expires", "status", "expires_at"),

@@ -17,10 +17,10 @@ from zanloop.webhooks.domain import DeliveryStatus
 from zanloop.webhooks.schemas import EVENT_TYPE_PATTERN, ID_PATTERN
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEM_RESPONSES)
-Admin = Annotated[Principal, Depends(require(Scope.MERCHANT, Scope.CREATOR))]
-AdminWriter = Annotated[
-    Writer, Depends(writer(require(Scope.MERCHANT, Scope.CREATOR), key_required=False))
-]
+# Webhooks carry every event of the tenant: platform keys only (a creator key acts for one
+# creator and follows its own pins through the live stream).
+Admin = Annotated[Principal, Depends(require(Scope.MERCHANT))]
+AdminWriter = Annotated[Writer, Depends(writer(require(Scope.MERCHANT), key_required=False))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 EndpointId = Annotated[str, Path(pattern=ID_PATTERN)]
 MessageId = Annotated[str, Path(pattern=ID_PATTERN)]

@@ -189,7 +189,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("pins", schema=None) as batch_op:
         batch_op.create_index("ix_pins_buyer", ["tenant_id", "buyer_id", "id"], unique=False)
-        batch_op.create_index("ix_pins_content_status", ["content_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_pins_content_display",
+            ["content_id", "status", sa.text("amount_fen DESC"), "activated_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_pins_content_expiry", ["content_id", "status", "expires_at"], unique=False
+        )
         batch_op.create_index("ix_pins_creator", ["tenant_id", "creator_id", "id"], unique=False)
         batch_op.create_index("ix_pins_status_expires", ["status", "expires_at"], unique=False)
 
@@ -202,7 +209,8 @@ def downgrade() -> None:
     with op.batch_alter_table("pins", schema=None) as batch_op:
         batch_op.drop_index("ix_pins_status_expires")
         batch_op.drop_index("ix_pins_creator")
-        batch_op.drop_index("ix_pins_content_status")
+        batch_op.drop_index("ix_pins_content_expiry")
+        batch_op.drop_index("ix_pins_content_display")
         batch_op.drop_index("ix_pins_buyer")
 
     op.drop_table("pins")
