@@ -30,7 +30,7 @@ from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.kit.money import Asset
 from zanloop.ledger import service as ledger
-from zanloop.ledger.domain import hold_transfer_id, two_party
+from zanloop.ledger.domain import TransferRequest, hold_transfer_id, two_party
 from zanloop.payments import service as payments
 from zanloop.payments.schemas import PaymentOrderCreate, RefundCreate
 from zanloop.pins import catalog, domain, repository
@@ -349,10 +349,10 @@ def _fee_transfer_id(pin: Pin) -> str:
 
 
 def _post_earning(session: Session, pin: Pin) -> None:
+    """The creator's share and the platform's fee, posted together."""
+    transfers = [_fee(pin)] if pin.platform_fen else []
     if pin.creator_fen:
-        ledger.post(
-            session,
-            pin.tenant_id,
+        transfers.append(
             two_party(
                 _earning_transfer_id(pin),
                 Asset.CNY,
@@ -360,25 +360,25 @@ def _post_earning(session: Session, pin: Pin) -> None:
                 _earnings_owner(session, pin),
                 pin.creator_fen,
                 description=f"pinned like {pin.id}: creator share",
-            ),
+            )
         )
-    _post_fee(session, pin)
+    ledger.post_many(session, pin.tenant_id, transfers)
 
 
 def _post_fee(session: Session, pin: Pin) -> None:
     if pin.platform_fen:
-        ledger.post(
-            session,
-            pin.tenant_id,
-            two_party(
-                _fee_transfer_id(pin),
-                Asset.CNY,
-                SALES,
-                PLATFORM,
-                pin.platform_fen,
-                description=f"pinned like {pin.id}: platform fee",
-            ),
-        )
+        ledger.post(session, pin.tenant_id, _fee(pin))
+
+
+def _fee(pin: Pin) -> TransferRequest:
+    return two_party(
+        _fee_transfer_id(pin),
+        Asset.CNY,
+        SALES,
+        PLATFORM,
+        pin.platform_fen,
+        description=f"pinned like {pin.id}: platform fee",
+    )
 
 
 def _reverse_split(session: Session, pin: Pin, refund_id: str, refunded_total: int) -> None:
