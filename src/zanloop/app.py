@@ -20,6 +20,7 @@ from zanloop.ops.endpoints import router as ops_router
 from zanloop.ops.middleware import RequestContext
 from zanloop.payments.endpoints import router as payments_router
 from zanloop.pins.endpoints import router as pins_router
+from zanloop.pins.fastpath import PinnedListFastPath
 from zanloop.risk import service as risk
 from zanloop.risk.endpoints import router as risk_router
 from zanloop.sandbox.endpoints import router as sandbox_router
@@ -103,6 +104,8 @@ def create_app(
     app.state.db = database
     app.state.principals = PrincipalCache()
     problems.install(app)
+    # Inner first: the pinned-list fast path answers inside RequestContext's log and metrics.
+    app.add_middleware(PinnedListFastPath)
     app.add_middleware(RequestContext)
     for router in (
         ops_router,

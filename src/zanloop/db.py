@@ -16,6 +16,8 @@ needs a network call reads through ``read_session()`` first and writes afterward
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -118,6 +120,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
+        self._readers = threading.local()
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
             path = self.url.split("///", 1)[-1]
@@ -146,6 +149,20 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    def sqlite_reader(self) -> sqlite3.Connection:
+        """A plain read-only ``sqlite3`` connection of this thread, for the hottest look-ups,
+        where even SQLAlchemy's Core costs more than the query. Each statement sees the latest
+        commit (autocommit reads in WAL mode)."""
+        reader: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if reader is None:
+            path = self.url.split("///", 1)[-1]
+            reader = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+            reader.execute(f"PRAGMA busy_timeout={WRITE_TIMEOUT_SECONDS * 1000}")
+            self._readers.conn = reader
+        return reader
 
     def new_session(self) -> Session:
         return self._write()

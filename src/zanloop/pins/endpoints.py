@@ -370,14 +370,19 @@ async def pinned_list(content_id: ExternalId, request: Request, principal: Reade
         listed = await run_in_threadpool(service.cached_pinned_list, db, tenant_id, content_id, now)
     if listed is None:
         listed = await run_in_threadpool(_build_list, db, tenant_id, content_id, now)
-    key = (tenant_id, content_id)
-    rendered = _rendered.get(key)
-    if rendered is None or rendered[0] is not listed:
-        rendered = (listed, _render(listed))
+    body = cached_rendering(tenant_id, content_id, listed)
+    if body is None:
+        body = _render(listed)
         if len(_rendered) >= service.LIST_CACHE_SIZE:
             _rendered.clear()
-        _rendered[key] = rendered
-    return Response(rendered[1], media_type="application/json")
+        _rendered[(tenant_id, content_id)] = (listed, body)
+    return Response(body, media_type="application/json")
+
+
+def cached_rendering(tenant_id: str, content_id: str, listed: service.PinnedList) -> bytes | None:
+    """The JSON rendered for this very list object, if it was rendered already."""
+    rendered = _rendered.get((tenant_id, content_id))
+    return rendered[1] if rendered is not None and rendered[0] is listed else None
 
 
 def _build_list(db: Database, tenant_id: str, content_id: str, now: datetime) -> service.PinnedList:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from zanloop.db import insert_unless_exists
@@ -94,9 +96,24 @@ _STAMP = (
 )
 
 
-def list_stamp(
-    conn: Connection | Session, tenant_id: str, external_id: str
-) -> tuple[Any, ...] | None:
+_STAMP_SQLITE = str(_STAMP.compile(dialect=sqlite.dialect()))
+
+
+def list_stamp(session: Session, tenant_id: str, external_id: str) -> tuple[Any, ...] | None:
+    if session.get_bind().dialect.name == "sqlite":
+        # The same raw values as raw_stamp gives, so that the two compare equal.
+        raw = session.connection().connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return raw_stamp(raw, tenant_id, external_id)
+    return core_stamp(session.connection(), tenant_id, external_id)
+
+
+def raw_stamp(conn: sqlite3.Connection, tenant_id: str, external_id: str) -> tuple[Any, ...] | None:
+    row = conn.execute(_STAMP_SQLITE, (tenant_id, external_id)).fetchone()
+    return None if row is None else tuple(row)
+
+
+def core_stamp(conn: Connection, tenant_id: str, external_id: str) -> tuple[Any, ...] | None:
     row = conn.execute(_STAMP, {"tenant_id": tenant_id, "external_id": external_id}).first()
     return None if row is None else tuple(row)
 

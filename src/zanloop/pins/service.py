@@ -588,8 +588,11 @@ def cached_pinned_list(
     cached = _list_cache.get((tenant_id, content_external_id))
     if cached is None:
         return None
-    with db.read_engine.connect() as conn:
-        stamp = repository.list_stamp(conn, tenant_id, content_external_id)
+    if db.is_sqlite:
+        stamp = repository.raw_stamp(db.sqlite_reader(), tenant_id, content_external_id)
+    else:
+        with db.read_engine.connect() as conn:
+            stamp = repository.core_stamp(conn, tenant_id, content_external_id)
     listed = cached[1]
     if stamp != cached[0] or (listed.valid_until is not None and now >= listed.valid_until):
         return None
