@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import insert_unless_exists
+from zanloop.db import dialect_insert, insert_unless_exists
 from zanloop.kit.clock import utcnow
 from zanloop.risk.tables import (
     RiskAudit,
@@ -138,8 +138,22 @@ def find_decision(
     ).first()
 
 
+_insert_decision: dict[str, Any] = {}
+
+
 def insert_decision(session: Session, row: dict[str, Any]) -> bool:
-    return insert_unless_exists(session, RiskDecision, row, ["tenant_id", "action", "reference"])
+    """Log a decision unless its reference was logged already (then False). The statement is
+    built once per dialect and takes the row as parameters: it runs on every decision."""
+    dialect = session.get_bind().dialect.name
+    stmt = _insert_decision.get(dialect)
+    if stmt is None:
+        stmt = (
+            dialect_insert(session, RiskDecision.__table__)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "action", "reference"])
+            .returning(RiskDecision.__table__.c.id)
+        )
+        _insert_decision[dialect] = stmt
+    return session.execute(stmt, row).first() is not None
 
 
 def get_decision(session: Session, tenant_id: str, decision_id: str) -> RiskDecision | None:

@@ -176,9 +176,8 @@ def decide(
         session.info.setdefault(_RELEASE_ON_ROLLBACK, []).append(give_back)
     metrics.RISK_DECISIONS.labels(signal.action, outcome.verdict.value).inc()
     metrics.RISK_DECIDE_LATENCY.observe(time.perf_counter() - started)
-    decision = repository.get_decision(session, tenant_id, decision_id)
-    assert decision is not None
-    return decision
+    # The row as logged, without reading it back: a plain object, not attached to the session.
+    return RiskDecision(**row)
 
 
 _RELEASE_ON_ROLLBACK = "risk_counters_to_release"
