@@ -8,6 +8,8 @@ pin's display time runs from the moment it went live, so every buyer knows when 
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,7 +49,7 @@ class ContentKind(StrEnum):
 
 
 class Tier(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_amount_fen: int = Field(ge=1)
     duration_seconds: int = Field(ge=1, le=30 * 86400, description="Display time (timed mode).")
@@ -57,7 +59,8 @@ class Tier(BaseModel):
 class PinPolicy(BaseModel):
     """A tenant's pin policy; a creator may override any of its fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: parsed policies are cached and shared.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_amount_fen: int = Field(default=10, ge=1, description="The seed's 0.10 CNY.")
     mode: PinMode = PinMode.LASTING
@@ -109,7 +112,14 @@ def parse_policy(data: Any) -> PinPolicy:
 def effective_policy(tenant: dict[str, Any] | None, creator: dict[str, Any] | None) -> PinPolicy:
     """The tenant's policy with the creator's overrides laid over it, field by field."""
     merged = {**(tenant or {}), **(creator or {})}
-    return parse_policy(merged) if merged else DEFAULT_POLICY
+    return _parsed(json.dumps(merged, sort_keys=True)) if merged else DEFAULT_POLICY
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(document: str) -> PinPolicy:
+    # Policies are read on every purchase and payment and change rarely: validate each once.
+    # PinPolicy is shared by every caller; nobody mutates it.
+    return parse_policy(json.loads(document))
 
 
 def tier_for(policy: PinPolicy, amount_fen: int) -> Tier:

@@ -58,10 +58,11 @@ def content_by_external(
 
 
 def content_by_id(session: Session, content_id: str, *, lock: bool = False) -> Content | None:
-    stmt = select(Content).where(Content.id == content_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt).first()
+    if not lock:
+        return session.get(Content, content_id)  # no query when the session holds it already
+    return session.scalars(
+        select(Content).where(Content.id == content_id).with_for_update()
+    ).first()
 
 
 def list_contents(
