@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -206,27 +206,8 @@ def _duration(seconds: int) -> str:
     return f"{seconds} s"
 
 
-# Display order -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ranked:
-    pin_id: str
-    amount_fen: int
-    activated_at: datetime
-    expires_at: datetime | None
-
-
-def order_key(pin: Ranked) -> tuple[int, datetime, str]:
-    return (-pin.amount_fen, pin.activated_at, pin.pin_id)
-
-
-def arrange(
-    pins: Sequence[Ranked], slots: int, queue_limit: int, now: datetime
-) -> tuple[list[Ranked], list[Ranked]]:
-    """(pinned, queued) among the pins still showing at ``now``."""
-    live = sorted((p for p in pins if p.expires_at is None or p.expires_at > now), key=order_key)
-    return live[:slots], live[slots : slots + queue_limit]
+# Display time --------------------------------------------------------------------------------
+# (The display order itself is the pinned-list query's ORDER BY, served by an index.)
 
 
 def expires_at(activated_at: datetime, seconds: int | None) -> datetime | None:

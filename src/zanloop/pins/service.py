@@ -636,7 +636,7 @@ def _build_pinned_list(
             row.id, row.buyer_id, row.amount_fen, row.message, row.activated_at, row.expires_at
         )
 
-    # The query already orders as domain.order_key does: amount, then time, then id.
+    # The query orders for display: amount, then time (then id, for equal times).
     return PinnedList(
         content.external_id,
         view.eligibility.accepts_pins,

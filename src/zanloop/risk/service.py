@@ -67,10 +67,6 @@ def configure(settings: Settings) -> None:
         )
 
 
-def counter_store() -> CounterStore:
-    return _store
-
-
 def now() -> datetime:
     return utcnow()
 
