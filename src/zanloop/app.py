@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 from zanloop import __version__, events
 from zanloop.bindings.endpoints import router as bindings_router
+from zanloop.campaigns.endpoints import router as campaigns_router
 from zanloop.config import Settings, get_settings
+from zanloop.coupons.endpoints import router as coupons_router
 from zanloop.db import Database
 from zanloop.http import problems
 from zanloop.http.deps import PrincipalCache
@@ -114,6 +116,8 @@ def create_app(
         ledger_router,
         bindings_router,
         pins_router,
+        campaigns_router,
+        coupons_router,
         webhooks_router,
         risk_router,
         sandbox_router,

@@ -118,6 +118,14 @@ class ContentNotEligible(Conflict):
     slug = "content-not-eligible"
 
 
+class CouponUnavailable(Conflict):
+    """The coupon cannot be issued (stock, budget or per-user limit spent, template paused or
+    over) or used (not the user's, not available, expired, below threshold, wrong store)."""
+
+    title = "Coupon unavailable"
+    slug = "coupon-unavailable"
+
+
 class IdempotencyKeyInFlight(Conflict):
     title = "Request with this Idempotency-Key is still running"
     slug = "idempotency-key-in-flight"

@@ -51,12 +51,16 @@ def wire() -> None:
     global _wired
     if _wired:
         return
+    from zanloop.campaigns import listeners as campaign_listeners
+    from zanloop.coupons import listeners as coupon_listeners
     from zanloop.payments import listeners as payment_listeners
     from zanloop.pins import listeners as pin_listeners
     from zanloop.risk import listeners as risk_listeners
     from zanloop.webhooks import listeners as webhook_listeners
 
     payment_listeners.register()
+    coupon_listeners.register()
+    campaign_listeners.register()
     pin_listeners.register()
     risk_listeners.register()
     webhook_listeners.register()

@@ -1,6 +1,14 @@
 """Imports every area's tables so that ``Base.metadata`` knows the whole schema."""
 
 from zanloop.bindings.tables import PayerBinding, PayerBindingEvent
+from zanloop.campaigns.tables import (
+    Campaign,
+    CampaignEvent,
+    CampaignProgress,
+    CampaignReward,
+    LikePrompt,
+)
+from zanloop.coupons.tables import Coupon, CouponTemplate
 from zanloop.db import Base
 from zanloop.idempotency.tables import IdempotencyRecord
 from zanloop.jobs.tables import Job
@@ -12,6 +20,7 @@ from zanloop.payments.tables import (
     Refund,
 )
 from zanloop.pins.tables import Content, Creator, Pin, PinNotice, PinPolicyRow
+from zanloop.quotas.tables import QuotaCounter
 from zanloop.risk.tables import (
     RiskAudit,
     RiskDecision,
@@ -34,7 +43,13 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiKey",
+    "Campaign",
+    "CampaignEvent",
+    "CampaignProgress",
+    "CampaignReward",
     "Content",
+    "Coupon",
+    "CouponTemplate",
     "Creator",
     "IdempotencyRecord",
     "Job",
@@ -42,6 +57,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerHold",
     "LedgerTransfer",
+    "LikePrompt",
     "PayerBinding",
     "PayerBindingEvent",
     "PaymentOrder",
@@ -50,6 +66,7 @@ __all__ = [
     "PinNotice",
     "PinPolicyRow",
     "ProviderNotification",
+    "QuotaCounter",
     "Refund",
     "RiskAudit",
     "RiskDecision",

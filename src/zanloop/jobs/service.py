@@ -109,6 +109,8 @@ def periodic_jobs() -> list[Periodic]:
 
 def load_handlers() -> None:
     """Import every module that registers handlers."""
+    from zanloop.campaigns import jobs as _campaigns  # noqa: F401
+    from zanloop.coupons import jobs as _coupons  # noqa: F401
     from zanloop.idempotency import jobs as _idempotency  # noqa: F401
     from zanloop.jobs import housekeeping as _housekeeping  # noqa: F401
     from zanloop.ledger import jobs as _ledger  # noqa: F401

@@ -1,0 +1,1 @@
+"""Counted limits (stock, budgets, per-user caps) taken and given back atomically."""

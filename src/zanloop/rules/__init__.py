@@ -1,0 +1,2 @@
+"""The one rules engine (campaigns now, loyalty next): rules as data, compiled once,
+indexed by trigger."""
