@@ -31,7 +31,12 @@ class Writer:
     def tenant_id(self) -> str:
         return self.principal.tenant_id
 
-    def __call__(self, work: Callable[[Session], Result], status_code: int = 200) -> Response:
+    def __call__(
+        self, work: Callable[[Session], Result], status_code: int | Callable[[], int] = 200
+    ) -> Response:
+        """Run ``work`` in one transaction. ``status_code`` may be a callable asked after the
+        work ran (201 for a creation, 200 for a replay by the caller's own number), so a replay
+        of the Idempotency-Key answers with the status the first call had."""
         if self.key is not None:
             replay = idempotency.claim(self.db, self.tenant_id, self.key, self.fingerprint)
             if replay is not None:
@@ -47,8 +52,9 @@ class Writer:
                     refusal = exc  # commit what led to it (a risk decision's log), then refuse
                 else:
                     body = _dump(result)
+                    code = status_code() if callable(status_code) else status_code
                     if self.key is not None:
-                        idempotency.complete(session, self.tenant_id, self.key, status_code, body)
+                        idempotency.complete(session, self.tenant_id, self.key, code, body)
         except BaseException:
             if self.key is not None:
                 idempotency.release(self.db, self.tenant_id, self.key)
@@ -57,7 +63,7 @@ class Writer:
             if self.key is not None:
                 idempotency.release(self.db, self.tenant_id, self.key)
             raise refusal
-        return _respond(body, status_code)
+        return _respond(body, code)
 
 
 def _respond(body: Any, status_code: int, headers: dict[str, str] | None = None) -> Response:
