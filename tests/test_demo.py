@@ -1,4 +1,5 @@
-"""``zanloop demo``: the coffee shop's day and the paid-pinned-likes scenario, end to end."""
+"""``zanloop demo``: the coffee shop's day, the paid-pinned-likes scenario and the coffee chain's
+campaigns, end to end."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from zanloop import demo_pins
+from zanloop import demo_campaigns, demo_pins
 from zanloop.demo import Receiver
+from zanloop.demo_campaigns import BUYERS, DAY, GOAL, PROMPTS_A_DAY, THRESHOLD_FEN, Paid, Visit
 
 
 def _expected_shares(creator_contents: set[str]) -> tuple[int, int]:
@@ -36,8 +38,29 @@ def _cny(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d} CNY"
 
 
+def _expected_campaign_figures() -> dict[str, int]:
+    """What the scripted day should add up to: a payment of 50 CNY or more (after the 5 CNY
+    coupon) prompts a like, up to the risk policy's 3 prompts a buyer a day."""
+    prompted: dict[int, int] = {}
+    figures = dict.fromkeys(["prompts", "refused", "likes", "shares", "redeemed", "spend"], 0)
+    for visit in DAY:
+        paid = visit.list_fen - (500 if visit.coupon else 0)
+        figures["redeemed"] += visit.coupon
+        figures["spend"] += paid if visit.coupon else 0
+        if paid < THRESHOLD_FEN:
+            continue
+        if prompted.get(visit.buyer, 0) == PROMPTS_A_DAY:
+            figures["refused"] += 1
+            continue
+        prompted[visit.buyer] = prompted.get(visit.buyer, 0) + 1
+        figures["prompts"] += 1
+        figures["likes"] += visit.then in ("like", "share")
+        figures["shares"] += visit.then == "share"
+    return figures
+
+
 @pytest.mark.slow
-def test_the_demo_runs_both_scenarios_and_its_checks_pass(tmp_path: Path) -> None:
+def test_the_demo_runs_its_scenarios_and_their_checks_pass(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "ZANLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
@@ -83,6 +106,47 @@ def test_the_demo_runs_both_scenarios_and_its_checks_pass(tmp_path: Path) -> Non
     assert re.search(rf"platform:pins \(fees\)\s+│\s+{re.escape(_cny(xiong_fee + lin_fee))}", out)
     paid = sum(1 for v, *_ in demo_pins.PURCHASES if v != demo_pins.WALKS_AWAY)
     assert f"pins check: pins:sales = 0.00 CNY OK; every paid pin live once ({paid} paid, " in out
+
+    # the coffee chain's campaigns: figures read back from the API agree with the scripted day
+    want = _expected_campaign_figures()
+    assert (want["prompts"], want["refused"], want["likes"], want["redeemed"]) == (13, 1, 12, 4)
+
+    def row(figure: str, value: str) -> None:
+        assert re.search(rf"{re.escape(figure)}\s+│\s+{re.escape(value)} │", out), figure
+
+    row("like prompts", str(want["prompts"]))
+    row("prompts refused by risk control", str(want["refused"]))
+    row("likes (like rate)", f"{want['likes']} (92.3 %)")
+    row("shares (share rate)", f"{want['shares']} (25.0 %)")
+    row("5 CNY coupons issued", str(want["likes"]))
+    row("redeemed (redemption rate)", f"{want['redeemed']} (33.3 %)")
+    row("discount given", _cny(500 * want["redeemed"]))
+    row("spend driven", _cny(want["spend"]))
+    row("leverage (spend per fen of discount)", f"{want['spend'] / (500 * want['redeemed']):.2f}×")
+    row("rewarded buyers who paid again (repurchase rate)", "5 of 6 (83.3 %)")
+    row("free coffees issued", "0")
+    row("furthest along", f"guest-01, guest-02 at 3/{GOAL}")
+    row("rewards reversed by refunds (prompt, coupon, track)", "4 (2, 1, 1)")
+    row("all coupons: issued, redeemed, revoked", f"{want['likes']}, {want['redeemed']}, 1")
+    assert re.search(r"guest-10 .*│ 1 REVOKED\s+│\s+0/5 │", out)
+    assert (
+        "guest-03's Americano (morning), 18.00 CNY: not rewarded: amount 18.00 CNY is below" in out
+    )
+    assert re.search(
+        r"guest-01's Beans 250 g \(evening\), 88\.00 CNY: no like prompt, BLOCK "
+        r"like-prompts-day \(user guest-01 would make 4 like\.prompt",
+        out,
+    )
+    assert (
+        "guest-10's Beans 250 g (lunch), 88.00 CNY, 88.00 CNY refunded (the beans went back): "
+        "2 event(s) evaluated; 0 reward(s) stand; the payment was refunded, so its 3 reward(s) "
+        "were reversed\n    prompt LIKED; rewards 3 REVERSED; coupons 1 REVOKED" in out
+    )
+    assert "guest-08's Latte and cake (morning)" in out
+    assert "prompt REVOKED; rewards 1 REVERSED; coupons none" in out
+    assert re.search(
+        r"campaign check: no prompt below 50 CNY OK; .*webhook signatures OK", out, re.S
+    )
     assert "FAILED" not in out
 
 
@@ -110,3 +174,29 @@ def test_the_pins_check_fails_when_sales_are_left_over() -> None:
         api.client.close()
     assert not ok
     assert "pins:sales = 1.50 CNY FAILED" in out.getvalue()
+
+
+def test_the_campaign_check_fails_when_a_small_payment_is_prompted() -> None:
+    small = Paid(Visit("morning", 3, "Americano", 1800), {"id": "ord_small"}, None)
+    prompt = {"order_id": "ord_small", "user_id": "guest-03", "status": "OPEN", "liked_at": None}
+    figures = ["likes", "coupons_issued", "coupons_redeemed", "discount_fen", "spend_fen"]
+    metrics = dict.fromkeys([*figures, "rewards_reversed"], 0) | {"prompts": 1}
+    campaigns = ("cmp_prompt", "cmp_coupon", "cmp_track")
+    readings = demo_campaigns.Readings(
+        orders={"ord_small": {"amount_fen": 1800, "refunded_fen": 0, "status": "SUCCESS"}},
+        prompts={b: [prompt] if b == 3 else [] for b in BUYERS},
+        coupons={b: [] for b in BUYERS},
+        rewards=[],
+        metrics={c: metrics for c in campaigns} | {"coupons": {"revoked": 0}},
+    )
+    out = io.StringIO()
+    ok = demo_campaigns._checks(
+        Console(file=out, width=240),
+        demo_campaigns.Setup("ctpl_five", *campaigns),
+        [small],
+        [],
+        readings,
+        Receiver(),
+    )
+    assert not ok
+    assert "no prompt below 50 CNY FAILED" in out.getvalue()

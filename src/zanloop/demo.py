@@ -4,8 +4,9 @@ It creates a tenant, registers a webhook receiver that verifies every signature 
 Standard Webhooks library, places orders, lets sandbox buyers pay (or fail, or walk away),
 refunds a few, waits for the sandbox's signed notifications to settle everything, and prints
 what the ledger and the webhook log say. Every figure it prints is read back from the API.
-Then ``demo_pins`` runs the paid-pinned-likes scenario on a platform tenant of its own. The
-command exits non-zero if any check fails.
+Then ``demo_pins`` runs the paid-pinned-likes scenario on a platform tenant of its own, and
+``demo_campaigns`` a coffee chain's campaigns (pay 50 CNY → like → 5 CNY coupon; 5 likes → free
+coffee) on a merchant tenant of its own. The command exits non-zero if any check fails.
 """
 
 from __future__ import annotations
@@ -117,13 +118,19 @@ def _start_server(console: Console) -> str:
 
 
 def run(
-    orders: int = 40, url: str | None = None, seed: int = 7, pins: bool = True
+    orders: int = 40,
+    url: str | None = None,
+    seed: int = 7,
+    pins: bool = True,
+    campaigns: bool = True,
 ) -> dict[str, int]:
-    """The coffee shop's day, then (with ``pins``) the pinned-likes scenario of ``demo_pins``.
+    """The coffee shop's day, then (with ``pins``) the pinned-likes scenario of ``demo_pins``
+    and (with ``campaigns``) the merchant-campaign scenario of ``demo_campaigns``.
 
     Raises ``SystemExit(1)`` after printing if a check fails, so ``zanloop demo`` exits non-zero.
     """
-    from zanloop.demo_pins import run_pins  # it builds on this module's receiver
+    from zanloop.demo_campaigns import run_campaigns  # both build on this module's receiver
+    from zanloop.demo_pins import run_pins
 
     configure_logging("WARNING", json=False)
     console = Console()
@@ -152,6 +159,8 @@ def run(
     ok = _print(console, tenant.id, summary)
     if pins:
         ok = run_pins(base, console) and ok
+    if campaigns:
+        ok = run_campaigns(base, console) and ok
     if not ok:
         raise SystemExit(1)
     return summary

@@ -183,8 +183,11 @@ def explain_order(session: Session, tenant_id: str, order_id: str) -> OrderExpla
             for v in e.verdicts
         )
         summary = f"{len(recorded)} event(s) evaluated; {rewarded} reward(s) stand"
-        if order.refunded_fen:
-            summary += "; the payment was refunded, so what it earned was reversed"
+        undone = sum(v.reward_status == "REVERSED" for e in explained for v in e.verdicts)
+        if order.refunded_fen and undone:
+            summary += f"; the payment was refunded, so its {undone} reward(s) were reversed"
+        elif order.refunded_fen:
+            summary += "; the payment was refunded, and it had earned nothing"
     elif order.status not in ("SUCCESS", "REFUND"):
         summary = f"the payment is {order.status}: only completed payments trigger campaigns"
     elif purchase.user_id is None:
