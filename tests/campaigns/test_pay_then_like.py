@@ -66,3 +66,30 @@ def test_a_refund_revokes_the_prompt_and_reverses_every_reward(shop: Shop) -> No
         "/v1/campaign-rewards", params={"user_id": "bob"}, headers=shop.tenant.headers
     ).json()["data"]
     assert {r["status"] for r in rewards} == {"REVERSED"}
+
+
+def test_prompts_and_reversals_are_offered_to_the_merchants_webhooks(shop: Shop) -> None:
+    endpoint = shop.client.post(
+        "/v1/webhooks/endpoints",
+        json={"url": "http://127.0.0.1:9/hooks", "event_types": ["campaign.*"]},
+        headers=shop.tenant.headers,
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    shop.campaign(PAY_50_PROMPT)
+    order = shop.pay("ida", 5200)
+    shop.refund(order["id"])
+    messages = shop.client.get("/v1/webhooks/messages", headers=shop.tenant.headers).json()
+    kinds = [
+        m["event_type"]
+        for m in reversed(messages["data"])
+        if m["event_type"].startswith("campaign.")
+    ]
+    assert kinds == [
+        "campaign.prompt.created",
+        "campaign.reward.granted",
+        "campaign.prompt.revoked",
+        "campaign.reward.reversed",
+    ]
+    created = next(m for m in messages["data"] if m["event_type"] == "campaign.prompt.created")
+    data = created["payload"]["data"]
+    assert (data["user_id"], data["order_id"], data["store"]) == ("ida", order["id"], "Lujiazui")
