@@ -5,7 +5,8 @@ HTTP API on SQLite, (b) batched ledger postings on SQLite beside the raw ``sqlit
 and (c) the same postings on PostgreSQL. ``notify``, ``ledger`` and ``postgres`` run a part.
 ``risk`` times ``risk.decide``: the decision in-process, with Redis, and logged on SQLite.
 ``pins`` reads the pinned list over HTTP with 1,000,000 pins in the database and times pin
-purchases settled by their verified payment notifications.
+purchases settled by their verified payment notifications. ``rules`` evaluates events against
+500 campaigns with the rules engine, beside rule libraries from PyPI on the same rules.
 Every run checks its own results and fails (exit status 1) if they are wrong.
 """
 
@@ -15,6 +16,7 @@ from zanloop.bench.core import run_core
 from zanloop.bench.pins import run_pins
 from zanloop.bench.report import Report
 from zanloop.bench.risk import run_risk
+from zanloop.bench.rules import run_rules
 
 BENCHES: dict[str, tuple[str, ...]] = {
     "core": ("notify", "sqlite", "postgres"),
@@ -24,6 +26,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "postgres": ("postgres",),
     "risk": ("risk",),
     "pins": ("pins",),
+    "rules": ("rules",),
 }
 
 
@@ -39,6 +42,8 @@ def run(what: str = "core", *, quick: bool = False) -> Report:
         return run_risk(quick=quick)
     if what == "pins":
         return run_pins(quick=quick)
+    if what == "rules":
+        return run_rules(quick=quick)
     return run_core(what, BENCHES[what], quick=quick)
 
 
