@@ -128,8 +128,7 @@ def update_campaign(campaign_id: Id, body: schemas.CampaignUpdate, write: Mercha
 def campaign_metrics(
     campaign_id: Id, session: ReadSession, principal: Reader
 ) -> schemas.CampaignMetrics:
-    figures = metrics.campaign_metrics(session, principal.tenant_id, campaign_id)
-    return schemas.CampaignMetrics.model_validate(asdict(figures))
+    return metrics.campaign_metrics(session, principal.tenant_id, campaign_id)
 
 
 # Simulate and explain ------------------------------------------------------------------------

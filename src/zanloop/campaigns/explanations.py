@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from zanloop.campaigns import domain, repository, service
+from zanloop.campaigns import domain, effects, evaluation, repository
 from zanloop.campaigns.domain import CampaignStatus, Outcome
 from zanloop.campaigns.tables import Campaign, CampaignEvent
 from zanloop.errors import NotFound
@@ -61,7 +61,7 @@ def simulate(
         if first_purchase is None:
             first_purchase = not repository.paid_before(session, tenant_id, user_id, "")
         if tier is None:
-            tier = service.member_tier(session, tenant_id, user_id)
+            tier = evaluation.member_tier(session, tenant_id, user_id)
     facts = Facts(
         trigger=trigger,
         at=at,
@@ -71,7 +71,7 @@ def simulate(
         first_purchase=first_purchase,
         tier=tier,
     )
-    rules = service.rule_set(session, tenant_id)
+    rules = evaluation.rule_set(session, tenant_id)
     matched = {r.key for r in rules.match(facts)}
     names = _names(session, tenant_id, [r.key for r in rules.of_trigger(trigger)])
     verdicts = []
@@ -95,7 +95,7 @@ def simulate(
                 effects=effects,
             )
         )
-    return Simulation(trigger, service.facts_json(facts), verdicts)
+    return Simulation(trigger, evaluation.facts_json(facts), verdicts)
 
 
 def _full_limit(
@@ -103,8 +103,8 @@ def _full_limit(
 ) -> Outcome | None:
     document = rule.document
     faces = {
-        e.template_id: service.coupon_face_fen(session, tenant_id, e.template_id)
-        for _, e in service.coupon_effects(document)
+        e.template_id: effects.coupon_face_fen(session, tenant_id, e.template_id)
+        for _, e in effects.coupon_effects(document)
     }
     cost = domain.reward_cost_fen(document, faces)
     limits = domain.limits(rule.key, document, user_id or "", at, cost)
@@ -175,7 +175,7 @@ def explain_order(session: Session, tenant_id: str, order_id: str) -> OrderExpla
     order = payments.get_order(session, tenant_id, order_id)
     recorded = repository.events_of_order(session, tenant_id, order.id)
     explained = [explain_event(session, event) for event in recorded]
-    purchase = service.PaymentFacts.of(order)
+    purchase = evaluation.PaymentFacts.of(order)
     if recorded:
         rewarded = sum(
             v.outcome == Outcome.REWARDED and v.reward_status == "GRANTED"
@@ -207,7 +207,7 @@ def explain_event_by_id(session: Session, tenant_id: str, event_id: str) -> Even
 
 
 def explain_event(session: Session, event: CampaignEvent) -> EventExplanation:
-    facts = service.facts_from_json(event.trigger, event.facts)
+    facts = evaluation.facts_from_json(event.trigger, event.facts)
     rewards = {r.campaign_id: r for r in repository.rewards_of_event(session, event.id)}
     campaigns = {
         c.id: c for c in repository.list_campaigns(session, event.tenant_id, trigger=event.trigger)

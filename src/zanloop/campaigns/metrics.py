@@ -3,35 +3,12 @@ repurchase rate, and what its coupons cost against the spend they drove."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy.orm import Session
 
 from zanloop.campaigns import repository, service
 from zanloop.campaigns.domain import ratio
+from zanloop.campaigns.schemas import CampaignMetrics
 from zanloop.coupons import service as coupons
-
-
-@dataclass(frozen=True)
-class CampaignMetrics:
-    campaign_id: str
-    prompts: int
-    likes: int
-    shares: int
-    like_rate: float | None
-    share_rate: float | None
-    rewards_granted: int
-    rewards_held: int
-    rewards_reversed: int
-    coupons_issued: int
-    coupons_redeemed: int
-    reward_redemption_rate: float | None
-    discount_fen: int
-    spend_fen: int
-    leverage: float | None
-    rewarded_users: int
-    repurchasers: int
-    repurchase_rate: float | None
 
 
 def campaign_metrics(session: Session, tenant_id: str, campaign_id: str) -> CampaignMetrics:
