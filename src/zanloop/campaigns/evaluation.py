@@ -34,12 +34,12 @@ from zanloop.quotas import service as quotas
 from zanloop.quotas.service import Taken
 from zanloop.risk import service as risk
 from zanloop.risk.domain import Signal, Verdict
+from zanloop.rules.compiler import RuleSet
 from zanloop.rules.domain import (
     Facts,
     PromptLike,
     Rule,
     RuleDocument,
-    RuleSet,
 )
 
 log = structlog.get_logger(__name__)

@@ -1,23 +1,16 @@
-"""The rules engine: rules are data, validated on save, compiled once into Python, indexed by
-trigger and store. Pure: no I/O.
+"""The rule language: what a rule may say, and what an event looks like to it. Pure: no I/O.
 
 A rule says *when* (a trigger, i.e. an event type, and conditions over the event, the user and
-the time) and *what* (effects). Its conditions are written to Python source with every value
-held in a constant of the compiled namespace, never pasted into the text, so a rule can only
-ever compare; ``compile`` runs once per rule set. A rule set is indexed by trigger, then by
-store: an event only meets the rules of its trigger that admit its store, and each candidate is
-one ``if`` over local variables.
-
-Each condition also knows how to explain itself (``Condition.check``): that is what the
-simulate and explain endpoints use. The compiled matcher and the explanation are held to the
-same answer by a property test.
+the time) and *what* (effects), with a budget and caps. It is validated on save; errors name
+the field. Each condition can say itself twice: as Python source for the compiler
+(``rules.compiler``, with every value in a constant, never in the text) and in words
+(``check``), which the simulate and explain endpoints show. A property test holds the two to
+the same answer.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import lru_cache
@@ -133,7 +126,7 @@ class Check:
     message: str
 
 
-class _Emit:
+class Emit:
     """Collects the constants a condition's source refers to (``K0``, ``K1``...)."""
 
     def __init__(self, namespace: dict[str, Any]) -> None:
@@ -170,7 +163,7 @@ class AmountAtLeast(_Strict):
     # Cheap tests first in the generated ``if``.
     cost: ClassVar[int] = 0
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         return f"a >= {emit.const(self.fen)}"
 
     def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
@@ -184,7 +177,7 @@ class AmountBelow(_Strict):
     fen: int = Field(gt=0, le=10**12)
     cost: ClassVar[int] = 0
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         return f"a < {emit.const(self.fen)}"
 
     def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
@@ -201,7 +194,7 @@ class StoreIn(_Strict):
     values: list[Value] = Field(min_length=1, max_length=MAX_VALUES)
     cost: ClassVar[int] = 1
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         # Indexed: the rule is only filed under these stores, so there is nothing left to test.
         return "True"
 
@@ -216,7 +209,7 @@ class CategoryIn(_Strict):
     values: list[Value] = Field(min_length=1, max_length=MAX_VALUES)
     cost: ClassVar[int] = 1
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         return f"not {emit.const(frozenset(self.values))}.isdisjoint(cats)"
 
     def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
@@ -249,7 +242,7 @@ class TimeOfDay(_Strict):
     def bounds(self) -> tuple[int, int]:
         return _minutes(self.start), 1440 if self.end == "24:00" else _minutes(self.end)
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         lo, hi = self.bounds()
         m = emit.minute(tz)
         if lo < hi:
@@ -272,7 +265,7 @@ class WeekdayIn(_Strict):
     )
     cost: ClassVar[int] = 2
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         return f"{emit.weekday(tz)} in {emit.const(frozenset(self.days))}"
 
     def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
@@ -286,7 +279,7 @@ class FirstPurchase(_Strict):
     value: bool = True
     cost: ClassVar[int] = 1
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         return f"first is {self.value}"
 
     def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
@@ -302,7 +295,7 @@ class TierIn(_Strict):
     values: list[Value] = Field(min_length=1, max_length=20)
     cost: ClassVar[int] = 1
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         return f"tier in {emit.const(frozenset(self.values))}"
 
     def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
@@ -333,7 +326,7 @@ class DateRange(_Strict):
             raise ValueError("start must be before end")
         return self
 
-    def source(self, emit: _Emit, tz: str) -> str:
+    def source(self, emit: Emit, tz: str) -> str:
         parts = []
         if self.start is not None:
             parts.append(f"t >= {emit.const(int(self.start.timestamp()))}")
@@ -491,177 +484,6 @@ class Rule:
     payload: Any = None
 
 
-Matcher = Callable[[Facts], list[Rule]]
-
-
-def _no_match(facts: Facts) -> list[Rule]:
-    return []
-
-
-@dataclass(frozen=True)
-class _Test:
-    """One condition of one rule, ready for code: ``key`` is equal for equal tests, so rules
-    sharing a test can share its evaluation."""
-
-    key: str
-    condition: Any
-    tz: str
-
-
-def _zone_of(condition: Any, tz: str) -> str:
-    """The zone a condition depends on: only local-time conditions differ between zones."""
-    return tz if isinstance(condition, TimeOfDay | WeekdayIn) else ""
-
-
-def _tests(rule: Rule) -> list[_Test]:
-    doc = rule.document
-    tests = [
-        _Test(f"{c.type}|{_zone_of(c, doc.timezone)}|{c.model_dump_json()}", c, doc.timezone)
-        for c in sorted(doc.conditions, key=lambda c: c.cost)
-        if not isinstance(c, StoreIn)  # indexed: a rule is only filed under its stores
-    ]
-    # The same condition twice in a rule is tested once.
-    return list({t.key: t for t in tests}.values())
-
-
-def _tree(
-    members: list[tuple[str, list[_Test]]], emit: _Emit, indent: str, sources: dict[str, str]
-) -> list[str]:
-    """Code testing every member (a rule's constant and its tests still to pass).
-
-    The test most members share is asked once, and all the members that need it go under
-    it: when it fails, they are skipped together. The rest are placed the same way, so each
-    rule's append appears once in the code, at most as deep as its number of conditions."""
-
-    def source(test: _Test) -> str:
-        if test.key not in sources:
-            sources[test.key] = f"({test.condition.source(emit, test.tz)})"
-        return sources[test.key]
-
-    lines: list[str] = []
-    pending = members
-    while pending:
-        lines.extend(f"{indent}add({target})" for target, tests in pending if not tests)
-        pending = [(target, tests) for target, tests in pending if tests]
-        if not pending:
-            break
-        shared = Counter(t.key for _, tests in pending for t in tests)
-        key, count = max(shared.items(), key=lambda kv: kv[1])
-        if count < 2:
-            for target, tests in pending:
-                lines.append(f"{indent}if {' and '.join(source(t) for t in tests)}:")
-                lines.append(f"{indent}    add({target})")
-            break
-        test = next(t for _, tests in pending for t in tests if t.key == key)
-        inside = [(target, [t for t in tests if t.key != key]) for target, tests in pending]
-        lines.append(f"{indent}if {source(test)}:")
-        lines.extend(
-            _tree(
-                [
-                    m
-                    for m, (_, tests) in zip(inside, pending, strict=True)
-                    if any(t.key == key for t in tests)
-                ],
-                emit,
-                indent + "    ",
-                sources,
-            )
-        )
-        pending = [(target, tests) for target, tests in pending if all(t.key != key for t in tests)]
-    return lines
-
-
-def _with_ladder(
-    own: list[_Test], rules: Sequence[Rule], tests: dict[int, list[_Test]]
-) -> list[_Test]:
-    """A rule's tests, with the lower amount thresholds of its bucket that its own implies
-    (a >= 5000 implies a >= 3000): the tree then nests thresholds as a ladder, and an event
-    below a rung skips every rule above it at once. The answer is unchanged."""
-    mine = next((t for t in own if isinstance(t.condition, AmountAtLeast)), None)
-    if mine is None:
-        return own
-    lower = {
-        t.key: t
-        for r in rules
-        for t in tests[id(r)]
-        if isinstance(t.condition, AmountAtLeast) and t.condition.fen < mine.condition.fen
-    }
-    return [*sorted(lower.values(), key=lambda t: t.condition.fen), *own]
-
-
-def _bucket(rules: Sequence[Rule], tests: dict[int, list[_Test]]) -> Matcher:
-    """One generated function for a bucket of rules: their tests as a tree of ``if``s."""
-    if not rules:
-        return _no_match
-    namespace: dict[str, Any] = {}
-    emit = _Emit(namespace)
-    members = [(emit.const(r), _with_ladder(tests[id(r)], rules, tests)) for r in rules]
-    body = _tree(members, emit, "    ", {})
-    head = [
-        "def match(f):",
-        "    a, t, cats = f.amount_fen, f.epoch, f.categories",
-        "    tier, first = f.tier, f.first_purchase",
-    ]
-    lines = [
-        *head,
-        *emit.prelude(),
-        "    out = []",
-        "    add = out.append",
-        *body,
-        "    return out",
-    ]
-    code = compile("\n".join(lines), "<zanloop.rules>", "exec")
-    # The source is ours; every rule value lives in a constant of the namespace.
-    exec(code, namespace)
-    matcher: Matcher = namespace["match"]
-    return matcher
-
-
-@dataclass(frozen=True)
-class _TriggerIndex:
-    by_store: dict[str, Matcher]
-    any_store: Matcher
-
-
-class RuleSet:
-    """Compiled rules, indexed by trigger and store. Build once per set of active rules."""
-
-    def __init__(self, rules: Iterable[Rule]) -> None:
-        self.rules = tuple(rules)
-        grouped: dict[str, list[Rule]] = {}
-        for rule in self.rules:
-            grouped.setdefault(rule.document.trigger, []).append(rule)
-        self._index: dict[str, _TriggerIndex] = {}
-        tests = {id(rule): _tests(rule) for rule in self.rules}
-        for trigger, members in grouped.items():
-            anywhere = [r for r in members if r.document.stores is None]
-            stores = {s for r in members for s in (r.document.stores or ())}
-            by_store = {
-                store: _bucket(
-                    [r for r in members if r.document.stores is None or store in r.document.stores],
-                    tests,
-                )
-                for store in stores
-            }
-            self._index[trigger] = _TriggerIndex(by_store, _bucket(anywhere, tests))
-
-    def __len__(self) -> int:
-        return len(self.rules)
-
-    def match(self, facts: Facts) -> list[Rule]:
-        """The rules whose conditions all hold for ``facts``."""
-        index = self._index.get(facts.trigger)
-        if index is None:
-            return []
-        store = facts.store_id
-        if store is not None:
-            return index.by_store.get(store, index.any_store)(facts)
-        return index.any_store(facts)
-
-    def of_trigger(self, trigger: str) -> list[Rule]:
-        return [r for r in self.rules if r.document.trigger == trigger]
-
-
 def explain(rule: Rule, facts: Facts) -> list[Check]:
     """Every condition of ``rule`` judged on ``facts``, in the rule's order, with words."""
     doc = rule.document
@@ -680,7 +502,3 @@ def holds(rule: Rule, facts: Facts) -> bool:
 def local_day(at: datetime, tz: str) -> str:
     """The local date of ``at`` in ``tz``, the period of a per-day cap."""
     return at.astimezone(_zone(tz)).date().isoformat()
-
-
-def utc(at: datetime) -> datetime:
-    return at.astimezone(UTC)
