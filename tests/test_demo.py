@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from zanloop import demo_campaigns, demo_pins
+from zanloop import demo_campaigns, demo_campaigns_report, demo_pins
 from zanloop.demo import Receiver
 from zanloop.demo_campaigns import BUYERS, DAY, GOAL, PROMPTS_A_DAY, THRESHOLD_FEN, Paid, Visit
 
@@ -182,7 +182,7 @@ def test_the_campaign_check_fails_when_a_small_payment_is_prompted() -> None:
     figures = ["likes", "coupons_issued", "coupons_redeemed", "discount_fen", "spend_fen"]
     metrics = dict.fromkeys([*figures, "rewards_reversed"], 0) | {"prompts": 1}
     campaigns = ("cmp_prompt", "cmp_coupon", "cmp_track")
-    readings = demo_campaigns.Readings(
+    readings = demo_campaigns_report.Readings(
         orders={"ord_small": {"amount_fen": 1800, "refunded_fen": 0, "status": "SUCCESS"}},
         prompts={b: [prompt] if b == 3 else [] for b in BUYERS},
         coupons={b: [] for b in BUYERS},
@@ -190,7 +190,7 @@ def test_the_campaign_check_fails_when_a_small_payment_is_prompted() -> None:
         metrics={c: metrics for c in campaigns} | {"coupons": {"revoked": 0}},
     )
     out = io.StringIO()
-    ok = demo_campaigns._checks(
+    ok = demo_campaigns_report._checks(
         Console(file=out, width=240),
         demo_campaigns.Setup("ctpl_five", *campaigns),
         [small],

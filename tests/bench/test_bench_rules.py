@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 from zanloop.bench import BENCHES, run_bench
-from zanloop.bench.rules import (
-    LIBRARIES,
-    Event,
-    campaigns,
-    events,
-    rule_engine_text,
-)
-from zanloop.rules.domain import Facts, Rule, RuleDocument, RuleSet
+from zanloop.bench.rules import Event, campaigns, events
+from zanloop.bench.rules_libraries import LIBRARIES, rule_engine_text
+from zanloop.rules.compiler import RuleSet
+from zanloop.rules.domain import Facts, Rule, RuleDocument
 
 
 @pytest.mark.slow
