@@ -17,7 +17,7 @@ from zanloop import migrate
 from zanloop.bench import ledger as ledger_bench
 from zanloop.bench import notify
 from zanloop.bench.postgres import DEFAULT_URL, Unreachable, private_database
-from zanloop.bench.report import Report, ms, rate
+from zanloop.bench.report import Report, load_average, load_note, ms, rate
 from zanloop.db import Database
 
 POSTGRES_URL_ENV = "ZANLOOP_BENCH_POSTGRES_URL"
@@ -58,7 +58,7 @@ def run_core(what: str, parts: tuple[str, ...], *, quick: bool) -> Report:
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"{os.cpu_count()} CPUs"
     )
-    load_before = _load_average()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="zanloop-bench-") as tmp:
         workdir = Path(tmp)
         took: list[str] = []
@@ -73,18 +73,8 @@ def run_core(what: str, parts: tuple[str, ...], *, quick: bool) -> Report:
                 run()
                 took.append(f"{section} {time.perf_counter() - started:.1f} s")
         report.notes.append("wall time with setup and checks: " + ", ".join(took))
-    report.notes.append(
-        f"1-minute load average {load_before} at the start, {_load_average()} at the end "
-        f"({os.cpu_count()} CPUs); other processes on the machine slow every figure."
-    )
+    report.notes.append(load_note(load_before))
     return report
-
-
-def _load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
 
 
 def sqlite_ledger(report: Report, workdir: Path, sizes: ledger_bench.LedgerSizes) -> None:

@@ -60,7 +60,7 @@ from sqlalchemy import func, insert, select
 from zanloop import migrate
 from zanloop.bench.load import Call, LoadResult, run_load
 from zanloop.bench.notify import server_stack
-from zanloop.bench.report import Report, ms, percentile, rate
+from zanloop.bench.report import Report, load_average, load_note, ms, percentile, rate
 from zanloop.bench.server import COMMAND, ServerProcess
 from zanloop.db import Database
 from zanloop.kit.money import Asset
@@ -142,7 +142,7 @@ def run_pins(*, quick: bool = False) -> Report:
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"{os.cpu_count()} CPUs"
     )
-    load_before = _load_average()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="zanloop-bench-pins-") as tmp:
         workdir = Path(tmp)
         path = workdir / "pins.db"
@@ -168,18 +168,8 @@ def run_pins(*, quick: bool = False) -> Report:
             server.stop()
             db.dispose()
         report.notes.append("wall time with setup and checks: " + ", ".join(took))
-    report.notes.append(
-        f"1-minute load average {load_before} at the start, {_load_average()} at the end "
-        f"({os.cpu_count()} CPUs); client and server share them."
-    )
+    report.notes.append(load_note(load_before, "client and server share them"))
     return report
-
-
-def _load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
 
 
 # Seeding -------------------------------------------------------------------------------------

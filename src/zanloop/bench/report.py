@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -108,3 +109,19 @@ def rate(count: float, seconds: float) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
+
+
+def load_average() -> str:
+    """The 1-minute load average, or n/a where the system does not tell."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "n/a"
+
+
+def load_note(before: str, who: str = "other processes on the machine slow every figure") -> str:
+    """The note every benchmark ends with: how busy the machine was while it ran."""
+    return (
+        f"1-minute load average {before} at the start, {load_average()} at the end "
+        f"({os.cpu_count()} CPUs); {who}."
+    )

@@ -40,7 +40,7 @@ from sqlalchemy import event, func, select
 
 from zanloop import migrate
 from zanloop.bench.ledger import sqlite_pragmas
-from zanloop.bench.report import Report, percentile, rate
+from zanloop.bench.report import Report, load_average, load_note, percentile, rate
 from zanloop.db import Database
 from zanloop.risk import domain, policy
 from zanloop.risk import service as risk_service
@@ -564,7 +564,7 @@ def run_risk(*, quick: bool) -> Report:
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"{os.cpu_count()} CPUs"
     )
-    load_before = _load_average()
+    load_before = load_average()
     document = policy_document()
     compiled = policy.compile_policy(policy.parse(document))
     rules = compiled.rules_for(ACTION)
@@ -695,10 +695,7 @@ def run_risk(*, quick: bool) -> Report:
         "no list entries; (1) and (2) without the database."
     )
     report.notes.append("wall time with setup and checks: " + ", ".join(took))
-    report.notes.append(
-        f"1-minute load average {load_before} at the start, {_load_average()} at the end "
-        f"({os.cpu_count()} CPUs); other processes on the machine slow every figure."
-    )
+    report.notes.append(load_note(load_before))
     return report
 
 
@@ -716,10 +713,3 @@ def _delete_keys(client: redis.Redis, tenants: Sequence[str]) -> None:
                 client.delete(*batch)
     except redis.RedisError:
         pass  # they expire on their own
-
-
-def _load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"

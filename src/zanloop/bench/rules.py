@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from zanloop.bench.report import Report, percentile
+from zanloop.bench.report import Report, load_average, load_note, percentile
 from zanloop.rules.compiler import RuleSet
 from zanloop.rules.domain import KNOWN_TRIGGERS, Facts, Rule, RuleDocument, explain
 
@@ -536,7 +536,7 @@ def run_rules(*, quick: bool) -> Report:
         f"zanloop bench rules ({'quick' if quick else 'default'} sizes) | "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
-    load_before = _load_average()
+    load_before = load_average()
     took: list[str] = []
 
     def step(name: str) -> None:
@@ -578,15 +578,5 @@ def run_rules(*, quick: bool) -> Report:
         "The libraries evaluate every n-th event of the same stream."
     )
     report.notes.append("wall time with setup and checks: " + ", ".join(took))
-    report.notes.append(
-        f"1-minute load average {load_before} at the start, {_load_average()} at the end "
-        f"({os.cpu_count()} CPUs); other processes on the machine slow every figure."
-    )
+    report.notes.append(load_note(load_before))
     return report
-
-
-def _load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
