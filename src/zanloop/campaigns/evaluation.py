@@ -11,11 +11,10 @@ analyst.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from sqlalchemy.orm import Session
 
 from zanloop import events
@@ -42,8 +41,6 @@ from zanloop.rules.domain import (
     RuleDocument,
 )
 
-log = structlog.get_logger(__name__)
-
 REWARD_ACTION = "reward.grant"
 PROMPT_ACTION = "like.prompt"
 
@@ -52,7 +49,6 @@ PROMPT_ACTION = "like.prompt"
 class _Compiled:
     version: tuple[int, datetime | None]
     rules: RuleSet
-    documents: dict[str, RuleDocument] = field(default_factory=dict)
 
 
 _compiled: dict[str, _Compiled] = {}
