@@ -131,11 +131,12 @@ def checkout(
 def on_paid(session: Session, tenant_id: str, order_id: str, metadata: dict[str, Any]) -> None:
     """The checkout's payment succeeded: its coupon is used."""
     now = utcnow()
+    coupon_id = str(metadata["coupon_id"])
     if repository.redeem_locked(session, tenant_id, order_id, now):
+        _published(session, tenant_id, coupon_id, "coupon.redeemed")
         return
     # Paid after the order was closed or failed (the buyer's money moved after all), so the
     # coupon was released: it is used on this order unless another order took it meanwhile.
-    coupon_id = str(metadata["coupon_id"])
     if repository.move(
         session,
         tenant_id,
@@ -148,6 +149,7 @@ def on_paid(session: Session, tenant_id: str, order_id: str, metadata: dict[str,
         discount_fen=int(metadata["discount_fen"]),
         updated_at=now,
     ):
+        _published(session, tenant_id, coupon_id, "coupon.redeemed")
         return
     coupon = repository.get_coupon(session, tenant_id, coupon_id)
     if coupon is not None and coupon.order_id not in (None, order_id):
@@ -159,31 +161,47 @@ def on_paid(session: Session, tenant_id: str, order_id: str, metadata: dict[str,
         )
 
 
-def on_unpaid(session: Session, tenant_id: str, order_id: str) -> None:
+def on_unpaid(session: Session, tenant_id: str, order_id: str, coupon_id: str) -> None:
     """The checkout's payment was closed or failed: its coupon is free again (or expired).
     ``order_id`` stays on the coupon, so that a payment completing late still finds it."""
-    repository.move_by_order(
+    if repository.move_by_order(
         session,
         tenant_id,
         order_id,
         CouponStatus.LOCKED.value,
         utcnow(),
         {"list_fen": None, "discount_fen": None},
-    )
+    ):
+        _published(session, tenant_id, coupon_id, "coupon.released")
 
 
 def on_refunded(
-    session: Session, tenant_id: str, order_id: str, amount_fen: int, refunded_fen: int
+    session: Session,
+    tenant_id: str,
+    order_id: str,
+    coupon_id: str,
+    amount_fen: int,
+    refunded_fen: int,
 ) -> None:
     """A full refund gives the coupon back (AVAILABLE, or EXPIRED if past its expiry); a
     partial refund keeps it REDEEMED, as the order still stands."""
     if refunded_fen < amount_fen:
         return
-    repository.move_by_order(
+    if repository.move_by_order(
         session,
         tenant_id,
         order_id,
         CouponStatus.REDEEMED.value,
         utcnow(),
         {"order_id": None, "redeemed_at": None, "list_fen": None, "discount_fen": None},
-    )
+    ):
+        _published(session, tenant_id, coupon_id, "coupon.restored")
+
+
+def _published(session: Session, tenant_id: str, coupon_id: str, name: str) -> None:
+    """Publish the coupon as the guarded UPDATE just left it (read back: a set-based UPDATE
+    does not refresh loaded objects)."""
+    coupon = repository.get_coupon(session, tenant_id, coupon_id)
+    if coupon is not None:
+        session.refresh(coupon)
+        service.publish(session, name, coupon)

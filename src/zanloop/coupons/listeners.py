@@ -25,16 +25,21 @@ def _on_paid(session: Session, event: events.Event) -> None:
 
 
 def _on_unpaid(session: Session, event: events.Event) -> None:
-    if _coupon_metadata(event) is not None:
-        checkout.on_unpaid(session, event.tenant_id, event.data["order_id"])
+    metadata = _coupon_metadata(event)
+    if metadata is not None:
+        checkout.on_unpaid(
+            session, event.tenant_id, event.data["order_id"], str(metadata["coupon_id"])
+        )
 
 
 def _on_refunded(session: Session, event: events.Event) -> None:
-    if _coupon_metadata(event) is not None:
+    metadata = _coupon_metadata(event)
+    if metadata is not None:
         checkout.on_refunded(
             session,
             event.tenant_id,
             event.data["order_id"],
+            str(metadata["coupon_id"]),
             int(event.data["amount_fen"]),
             int(event.data["refunded_fen"]),
         )

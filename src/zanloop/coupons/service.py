@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from zanloop import events
 from zanloop.coupons import domain, repository
 from zanloop.coupons.domain import CouponKind, CouponStatus, Refusal, TemplateStatus
 from zanloop.coupons.schemas import TemplateCreate
@@ -249,7 +250,30 @@ def issue(
         return raced
     coupon = repository.get_coupon(session, tenant_id, coupon_id)
     assert coupon is not None
+    publish(session, "coupon.issued", coupon)
     return IssuedCoupon(coupon, created=True)
+
+
+def publish(session: Session, name: str, coupon: Coupon) -> None:
+    """Offer a coupon's change to the tenant's webhooks (``coupon.issued``, ``.redeemed``,
+    ``.released``, ``.restored``, ``.revoked``)."""
+    events.publish(
+        session,
+        events.Event(
+            name,
+            coupon.tenant_id,
+            {
+                "coupon_id": coupon.id,
+                "template_id": coupon.template_id,
+                "user_id": coupon.user_id,
+                "status": coupon.status,
+                "source": coupon.source,
+                "order_id": coupon.order_id,
+                "discount_fen": coupon.discount_fen,
+                "expires_at": coupon.expires_at.isoformat(),
+            },
+        ),
+    )
 
 
 def get_coupon(session: Session, tenant_id: str, coupon_id: str) -> Coupon:
@@ -297,6 +321,9 @@ def revoke(session: Session, tenant_id: str, coupon_id: str, reason: str) -> Cou
         quotas.give_back(
             session, tenant_id, _taken(_asks(template, coupon.user_id, coupon.face_fen))
         )
+        session.refresh(coupon)
+        publish(session, "coupon.revoked", coupon)
+        return coupon
     session.refresh(coupon)
     return coupon
 
