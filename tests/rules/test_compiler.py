@@ -42,6 +42,8 @@ condition = st.one_of(
         st.lists(st.integers(1, 7), min_size=1, max_size=7, unique=True),
     ),
     st.builds(lambda b: {"type": "first_purchase", "value": b}, st.booleans()),
+    st.builds(lambda b: {"type": "birthday", "value": b}, st.booleans()),
+    st.builds(lambda v: {"type": "value_gte", "value": v}, st.integers(0, 60)),
     st.builds(
         lambda v: {"type": "tier_in", "values": v},
         st.lists(st.sampled_from(["silver", "gold"]), min_size=1, unique=True),
@@ -92,6 +94,8 @@ facts = st.builds(
     categories=st.frozensets(st.sampled_from(CATEGORIES), max_size=3),
     first_purchase=st.none() | st.booleans(),
     tier=st.none() | st.sampled_from(["silver", "gold", "normal"]),
+    birthday=st.none() | st.booleans(),
+    value=st.integers(0, 60),
 )
 
 

@@ -35,13 +35,12 @@ from zanloop.errors import (
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.payments import service as payments
+from zanloop.payments.domain import Purchase
 from zanloop.quotas import service as quotas
 from zanloop.quotas.service import Taken
 from zanloop.risk import service as risk
 from zanloop.risk.domain import Signal
-from zanloop.rules.domain import (
-    RuleDocument,
-)
+from zanloop.rules.domain import LOYALTY_EFFECTS, GrantPoints, RuleDocument
 
 LIKE_ACTION = "like.create"
 
@@ -58,7 +57,11 @@ def parse_rule(session: Session, tenant_id: str, raw: Any, where: str = "rule") 
                 for err in exc.errors()
             ],
         ) from exc
-    problems = []
+    problems = [
+        FieldError(f"{where}.effects.{i}", f"{e.type} belongs to the points programme")
+        for i, e in enumerate(document.effects)
+        if e.type in LOYALTY_EFFECTS or (isinstance(e, GrantPoints) and e.to != "user")
+    ]
     for path, effect in effects.coupon_effects(document):
         try:
             coupons.face_value_fen(session, tenant_id, effect.template_id)
@@ -137,7 +140,7 @@ def list_campaigns(
 def on_payment_succeeded(session: Session, tenant_id: str, order_id: str) -> None:
     """A completed payment: evaluation.evaluate the payment.succeeded campaigns (C1, C2)."""
     order = payments.get_order(session, tenant_id, order_id)
-    purchase = evaluation.PaymentFacts.of(order)
+    purchase = Purchase.of(order)
     if purchase.user_id is None or order.status != "SUCCESS" or order.refunded_fen:
         return
     if not repository.active_version(session, tenant_id)[0]:

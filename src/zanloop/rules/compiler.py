@@ -135,6 +135,7 @@ def _bucket(rules: Sequence[Rule], tests: dict[int, list[_Test]]) -> Matcher:
         "def match(f):",
         "    a, t, cats = f.amount_fen, f.epoch, f.categories",
         "    tier, first = f.tier, f.first_purchase",
+        "    bd, v = f.birthday, f.value",
     ]
     lines = [
         *head,
@@ -165,6 +166,8 @@ class RuleSet:
         grouped: dict[str, list[Rule]] = {}
         for rule in self.rules:
             grouped.setdefault(rule.document.trigger, []).append(rule)
+        self._by_trigger = grouped
+        self._by_key = {rule.key: rule for rule in self.rules}
         self._index: dict[str, _TriggerIndex] = {}
         tests = {id(rule): _tests(rule) for rule in self.rules}
         for trigger, members in grouped.items():
@@ -193,4 +196,7 @@ class RuleSet:
         return index.any_store(facts)
 
     def of_trigger(self, trigger: str) -> list[Rule]:
-        return [r for r in self.rules if r.document.trigger == trigger]
+        return list(self._by_trigger.get(trigger, ()))
+
+    def by_key(self, key: str) -> Rule:
+        return self._by_key[key]

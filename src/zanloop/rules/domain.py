@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +23,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from zanloop.kit.money import format_fen
 
 # Events the engine knows how to build facts for; integrators may send their own ("custom.*").
-KNOWN_TRIGGERS = ("payment.succeeded", "like.created", "share.created")
+KNOWN_TRIGGERS = (
+    "payment.succeeded",
+    "like.created",
+    "share.created",
+    "comment.created",
+    "invite.accepted",
+    "article.read",
+    "video.watched",
+    "video.completed",
+    "store.checkin",
+    "receipt.scanned",
+)
 MAX_CONDITIONS = 20
 MAX_EFFECTS = 10
 MAX_VALUES = 500
@@ -46,12 +58,14 @@ class Facts:
         "_local",
         "amount_fen",
         "at",
+        "birthday",
         "categories",
         "epoch",
         "first_purchase",
         "store_id",
         "tier",
         "trigger",
+        "value",
     )
 
     def __init__(
@@ -63,6 +77,8 @@ class Facts:
         categories: frozenset[str] = frozenset(),
         first_purchase: bool | None = None,
         tier: str | None = None,
+        birthday: bool | None = None,
+        value: int = 0,
     ) -> None:
         if at.tzinfo is None:
             raise ValueError("facts need an aware time")
@@ -73,6 +89,10 @@ class Facts:
         self.categories = categories
         self.first_purchase = first_purchase
         self.tier = tier
+        # Whether the event falls on the member's birthday (a local day); None: not known.
+        self.birthday = birthday
+        # The event's own measure: seconds watched, percent read, people invited...
+        self.value = value
         # Whole seconds since the epoch (floored): date bounds are whole seconds too (see
         # DateRange). int() floors every time after 1970 and is the cheaper call.
         stamp = at.timestamp()
@@ -83,7 +103,8 @@ class Facts:
         return (
             f"Facts({self.trigger!r}, {self.at.isoformat()}, amount_fen={self.amount_fen}, "
             f"store_id={self.store_id!r}, categories={sorted(self.categories)}, "
-            f"first_purchase={self.first_purchase}, tier={self.tier!r})"
+            f"first_purchase={self.first_purchase}, tier={self.tier!r}, "
+            f"birthday={self.birthday}, value={self.value})"
         )
 
     def local(self, tz: str) -> tuple[int, int]:
@@ -304,6 +325,39 @@ class TierIn(_Strict):
         return ok, f"member tier {tier} is {'' if ok else 'not '}one of {', '.join(self.values)}"
 
 
+class Birthday(_Strict):
+    """The event happens on the member's birthday (L1: birthday double points)."""
+
+    type: Literal["birthday"]
+    value: bool = True
+    cost: ClassVar[int] = 1
+
+    def source(self, emit: Emit, tz: str) -> str:
+        return f"bd is {self.value}"
+
+    def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
+        if facts.birthday is None:
+            return False, "the member's birthday is not known"
+        ok = facts.birthday is self.value
+        return ok, f"the event is {'' if facts.birthday else 'not '}on the member's birthday"
+
+
+class ValueAtLeast(_Strict):
+    """The event's own measure reaches a minimum (watched at least 30 seconds)."""
+
+    type: Literal["value_gte"]
+    value: int = Field(ge=0, le=10**9)
+    cost: ClassVar[int] = 0
+
+    def source(self, emit: Emit, tz: str) -> str:
+        return f"v >= {emit.const(self.value)}"
+
+    def check(self, facts: Facts, tz: str) -> tuple[bool, str]:
+        ok = facts.value >= self.value
+        rel = "reaches" if ok else "is below"
+        return ok, f"value {facts.value} {rel} {self.value}"
+
+
 class DateRange(_Strict):
     type: Literal["date_range"]
     start: AwareDatetime | None = None
@@ -352,6 +406,8 @@ Condition = Annotated[
     | WeekdayIn
     | FirstPurchase
     | TierIn
+    | Birthday
+    | ValueAtLeast
     | DateRange,
     Field(discriminator="type"),
 ]
@@ -377,6 +433,28 @@ class IssueCoupon(_Strict):
 class GrantPoints(_Strict):
     type: Literal["grant_points"]
     points: int = Field(gt=0, le=1_000_000)
+    # "both": the event's counterparty earns the same (an invitation rewards both sides).
+    to: Literal["user", "both"] = "user"
+
+
+Factor = Annotated[Decimal, Field(gt=0, le=100, max_digits=6, decimal_places=2)]
+
+
+class EarnPerYuan(_Strict):
+    """Points for each whole yuan paid (L1: 1-2 points a yuan), rounded down."""
+
+    type: Literal["earn_per_yuan"]
+    points_per_yuan: Factor
+
+    def points(self, amount_fen: int) -> int:
+        return int(amount_fen * self.points_per_yuan) // 100
+
+
+class MultiplyPoints(_Strict):
+    """Multiply what the event's other rules earn (partner merchants, birthdays, events: x2)."""
+
+    type: Literal["multiply_points"]
+    factor: Factor = Field(ge=1)
 
 
 Reward = Annotated[IssueCoupon | GrantPoints, Field(discriminator="type")]
@@ -400,8 +478,11 @@ class ProgressTier(_Strict):
 
 
 Effect = Annotated[
-    PromptLike | IssueCoupon | GrantPoints | ProgressTier, Field(discriminator="type")
+    PromptLike | IssueCoupon | GrantPoints | ProgressTier | EarnPerYuan | MultiplyPoints,
+    Field(discriminator="type"),
 ]
+# Effects only a points programme gives meaning to (campaigns refuse them).
+LOYALTY_EFFECTS = ("earn_per_yuan", "multiply_points")
 
 # The rule ------------------------------------------------------------------------------------
 
