@@ -126,6 +126,13 @@ class CouponUnavailable(Conflict):
     slug = "coupon-unavailable"
 
 
+class RedemptionRefused(Conflict):
+    """A catalogue item cannot be redeemed (paused, out of stock, the member's limit spent)."""
+
+    title = "Redemption refused"
+    slug = "redemption-refused"
+
+
 class IdempotencyKeyInFlight(Conflict):
     title = "Request with this Idempotency-Key is still running"
     slug = "idempotency-key-in-flight"

@@ -28,6 +28,8 @@ from zanloop.campaigns.domain import (
 from zanloop.campaigns.tables import CampaignEvent, CampaignReward, LikePrompt
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
+from zanloop.loyalty import service as loyalty
+from zanloop.payments.domain import Purchase
 from zanloop.payments.tables import PaymentOrder
 from zanloop.quotas import service as quotas
 from zanloop.quotas.service import Taken
@@ -71,32 +73,13 @@ def rule_set(session: Session, tenant_id: str) -> RuleSet:
 
 
 def member_tier(session: Session, tenant_id: str, user_id: str) -> str | None:
-    """The tier the user's campaign tracks have reached most recently (loyalty tiers will
-    answer this once they exist)."""
+    """The member's tier in the points programme; for a tenant without one, the tier the
+    user's campaign tracks reached most recently."""
+    tier = loyalty.member_tier(session, tenant_id, user_id)
+    if tier is not None:
+        return tier
     reached = [p for p in repository.user_progress(session, tenant_id, user_id) if p.tier]
     return max(reached, key=lambda p: p.updated_at).tier if reached else None
-
-
-@dataclass(frozen=True)
-class PaymentFacts:
-    """What a paid order says about the purchase, by the metadata contract of checkouts:
-    ``user_id``, ``store_id`` and ``categories``."""
-
-    user_id: str | None
-    store_id: str | None
-    categories: frozenset[str]
-
-    @classmethod
-    def of(cls, order: PaymentOrder) -> PaymentFacts:
-        meta = order.metadata_ or {}
-        user = meta.get("user_id")
-        store = meta.get("store_id")
-        cats = meta.get("categories") or []
-        return cls(
-            str(user) if user else None,
-            str(store) if store else None,
-            frozenset(str(c) for c in cats) if isinstance(cats, list) else frozenset(),
-        )
 
 
 def facts_for(
@@ -107,7 +90,7 @@ def facts_for(
     user_id: str,
     at: datetime,
 ) -> Facts:
-    purchase = PaymentFacts.of(order)
+    purchase = Purchase.of(order)
     return Facts(
         trigger=trigger,
         at=at,

@@ -20,6 +20,7 @@ from zanloop.campaigns.domain import CampaignStatus, Outcome
 from zanloop.campaigns.tables import Campaign, CampaignEvent
 from zanloop.errors import NotFound
 from zanloop.payments import service as payments
+from zanloop.payments.domain import Purchase
 from zanloop.quotas import service as quotas
 from zanloop.rules.domain import Check, Facts, Rule, RuleDocument, explain
 
@@ -175,7 +176,7 @@ def explain_order(session: Session, tenant_id: str, order_id: str) -> OrderExpla
     order = payments.get_order(session, tenant_id, order_id)
     recorded = repository.events_of_order(session, tenant_id, order.id)
     explained = [explain_event(session, event) for event in recorded]
-    purchase = evaluation.PaymentFacts.of(order)
+    purchase = Purchase.of(order)
     if recorded:
         rewarded = sum(
             v.outcome == Outcome.REWARDED and v.reward_status == "GRANTED"

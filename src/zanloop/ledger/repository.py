@@ -480,3 +480,25 @@ def expired_holds(session: Session, now: datetime, limit: int) -> list[tuple[str
         .limit(limit)
     )
     return [(tenant_id, hold_id) for tenant_id, hold_id in rows]
+
+
+def account_balances(
+    session: Session, tenant_id: str, asset: str, owners: Collection[str]
+) -> dict[str, tuple[int, int, int]]:
+    """(balance, pending_out, pending_in) of each existing account among ``owners``."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for chunk in _chunks(sorted(owners)):
+        rows = session.execute(
+            select(
+                LedgerAccount.owner,
+                LedgerAccount.balance,
+                LedgerAccount.pending_out,
+                LedgerAccount.pending_in,
+            ).where(
+                LedgerAccount.tenant_id == tenant_id,
+                LedgerAccount.asset == asset,
+                LedgerAccount.owner.in_(chunk),
+            )
+        )
+        found.update((o, (int(b), int(po), int(pi))) for o, b, po, pi in rows)
+    return found

@@ -12,7 +12,7 @@ the posting runs once more, now finding the id posted: a replay or a conflict, n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, TypeVar
@@ -241,6 +241,14 @@ def balance(session: Session, tenant_id: str, owner: str, asset: Asset) -> Balan
     if account is None:
         return Balance(owner, asset, 0, 0, 0)
     return _balance(account)
+
+
+def balances(
+    session: Session, tenant_id: str, owners: Collection[str], asset: Asset
+) -> dict[str, Balance]:
+    """The balances of many owners with one query (an owner without an account has 0)."""
+    found = repository.account_balances(session, tenant_id, asset.value, owners)
+    return {o: Balance(o, asset, *found.get(o, (0, 0, 0))) for o in owners}
 
 
 def _balance(account: LedgerAccount) -> Balance:

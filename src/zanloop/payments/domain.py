@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from zanloop.errors import InvalidState, Unprocessable
 
@@ -196,3 +197,25 @@ def refund_facts_from_resource(data: dict[str, object]) -> RefundFacts:
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise FactsMismatch(f"malformed refund resource: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """What a paid order says about the purchase, by the metadata contract of checkouts:
+    ``user_id``, ``store_id`` and ``categories`` (read by campaigns and the points programme)."""
+
+    user_id: str | None
+    store_id: str | None
+    categories: frozenset[str]
+
+    @classmethod
+    def of(cls, order: Any) -> Purchase:
+        meta = order.metadata_ or {}
+        user = meta.get("user_id")
+        store = meta.get("store_id")
+        cats = meta.get("categories") or []
+        return cls(
+            str(user) if user else None,
+            str(store) if store else None,
+            frozenset(str(c) for c in cats) if isinstance(cats, list) else frozenset(),
+        )

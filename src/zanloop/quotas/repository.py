@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import insert_unless_exists
+from zanloop.db import dialect_insert, insert_unless_exists, is_postgres
 from zanloop.kit.clock import utcnow
 from zanloop.quotas.tables import QuotaCounter
 
@@ -56,3 +57,60 @@ def used(session: Session, tenant_id: str, scope: str, keys: Iterable[str]) -> d
         )
     )
     return {key: int(value) for key, value in rows}
+
+
+def lock_many(
+    session: Session, tenant_id: str, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Counters of many (scope, key) pairs, opened at 0 where missing and locked in key order
+    on PostgreSQL, for a batch that checks and counts in memory and then ``set_many``."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    now = utcnow()
+    session.execute(
+        dialect_insert(session, QuotaCounter).on_conflict_do_nothing(
+            index_elements=["tenant_id", "scope", "key"]
+        ),
+        [
+            {"tenant_id": tenant_id, "scope": s, "key": k, "used": 0, "updated_at": now}
+            for s, k in wanted
+        ],
+    )
+    found: dict[tuple[str, str], int] = {}
+    by_scope: dict[str, list[str]] = {}
+    for scope, key in wanted:
+        by_scope.setdefault(scope, []).append(key)
+    for scope, names in sorted(by_scope.items()):
+        for start in range(0, len(names), 900):
+            stmt = (
+                select(QuotaCounter.key, QuotaCounter.used)
+                .where(
+                    QuotaCounter.tenant_id == tenant_id,
+                    QuotaCounter.scope == scope,
+                    QuotaCounter.key.in_(names[start : start + 900]),
+                )
+                .order_by(QuotaCounter.key)
+            )
+            if is_postgres(session):
+                stmt = stmt.with_for_update()
+            found.update(((scope, k), int(u)) for k, u in session.execute(stmt))
+    return found
+
+
+def set_many(session: Session, tenant_id: str, values: dict[tuple[str, str], int]) -> None:
+    if not values:
+        return
+    now = utcnow()
+    # The Core table: an executemany UPDATE of the ORM class would be a bulk update by key.
+    table = cast(Table, QuotaCounter.__table__)
+    session.execute(
+        update(table)
+        .where(
+            table.c.tenant_id == bindparam("t"),
+            table.c.scope == bindparam("s"),
+            table.c.key == bindparam("k"),
+        )
+        .values(used=bindparam("u"), updated_at=now),
+        [{"t": tenant_id, "s": s, "k": k, "u": u} for (s, k), u in sorted(values.items())],
+    )

@@ -60,3 +60,41 @@ def give_back(session: Session, tenant_id: str, taken: Iterable[Taken]) -> None:
 
 def used(session: Session, tenant_id: str, scope: str, keys: Iterable[str]) -> dict[str, int]:
     return repository.used(session, tenant_id, scope, keys)
+
+
+class Tally:
+    """Many limits checked and counted in memory for one batch: ``open`` locks the counters the
+    batch may touch, ``fits`` and ``take`` work on the copy, ``save`` writes what changed. The
+    counters stay locked until the batch commits, so concurrent batches still never overshoot."""
+
+    def __init__(self, session: Session, tenant_id: str, keys: Iterable[tuple[str, str]]) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+        self._used = repository.lock_many(session, tenant_id, keys)
+        self._changed: set[tuple[str, str]] = set()
+
+    def _count(self, pair: tuple[str, str]) -> int:
+        if pair not in self._used:  # not foreseen by the batch: lock it now
+            self._used.update(repository.lock_many(self._session, self._tenant_id, [pair]))
+        return self._used[pair]
+
+    def fits(self, ask: Ask) -> bool:
+        return self._count((ask.scope, ask.key)) + ask.amount <= ask.limit
+
+    def take(self, ask: Ask) -> Taken:
+        pair = (ask.scope, ask.key)
+        self._used[pair] = self._count(pair) + ask.amount
+        self._changed.add(pair)
+        return Taken(ask.scope, ask.key, ask.amount)
+
+    def give_back(self, taken: Iterable[Taken]) -> None:
+        for t in taken:
+            pair = (t.scope, t.key)
+            self._used[pair] = self._count(pair) - t.amount
+            self._changed.add(pair)
+
+    def save(self) -> None:
+        repository.set_many(
+            self._session, self._tenant_id, {p: self._used[p] for p in self._changed}
+        )
+        self._changed.clear()
