@@ -18,6 +18,7 @@ from zanloop.http.deps import PrincipalCache
 from zanloop.jobs import service as jobs
 from zanloop.jobs import worker
 from zanloop.ledger.endpoints import router as ledger_router
+from zanloop.loyalty.endpoints import router as loyalty_router
 from zanloop.ops.endpoints import router as ops_router
 from zanloop.ops.middleware import RequestContext
 from zanloop.payments.endpoints import router as payments_router
@@ -118,6 +119,7 @@ def create_app(
         pins_router,
         campaigns_router,
         coupons_router,
+        loyalty_router,
         webhooks_router,
         risk_router,
         sandbox_router,

@@ -53,6 +53,7 @@ def wire() -> None:
         return
     from zanloop.campaigns import listeners as campaign_listeners
     from zanloop.coupons import listeners as coupon_listeners
+    from zanloop.loyalty import listeners as loyalty_listeners
     from zanloop.payments import listeners as payment_listeners
     from zanloop.pins import listeners as pin_listeners
     from zanloop.risk import listeners as risk_listeners
@@ -61,6 +62,7 @@ def wire() -> None:
     payment_listeners.register()
     coupon_listeners.register()
     campaign_listeners.register()
+    loyalty_listeners.register()
     pin_listeners.register()
     risk_listeners.register()
     webhook_listeners.register()

@@ -13,6 +13,18 @@ from zanloop.db import Base
 from zanloop.idempotency.tables import IdempotencyRecord
 from zanloop.jobs.tables import Job
 from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransfer
+from zanloop.loyalty.tables import (
+    CatalogueItem,
+    LoyaltyEvent,
+    LoyaltyLot,
+    LoyaltyMember,
+    LoyaltyProgramme,
+    LoyaltyRule,
+    LoyaltyTask,
+    LoyaltyTaskProgress,
+    LoyaltyTierChange,
+    Redemption,
+)
 from zanloop.payments.tables import (
     PaymentOrder,
     PaymentProviderConfig,
@@ -47,6 +59,7 @@ __all__ = [
     "CampaignEvent",
     "CampaignProgress",
     "CampaignReward",
+    "CatalogueItem",
     "Content",
     "Coupon",
     "CouponTemplate",
@@ -58,6 +71,14 @@ __all__ = [
     "LedgerHold",
     "LedgerTransfer",
     "LikePrompt",
+    "LoyaltyEvent",
+    "LoyaltyLot",
+    "LoyaltyMember",
+    "LoyaltyProgramme",
+    "LoyaltyRule",
+    "LoyaltyTask",
+    "LoyaltyTaskProgress",
+    "LoyaltyTierChange",
     "PayerBinding",
     "PayerBindingEvent",
     "PaymentOrder",
@@ -67,6 +88,7 @@ __all__ = [
     "PinPolicyRow",
     "ProviderNotification",
     "QuotaCounter",
+    "Redemption",
     "Refund",
     "RiskAudit",
     "RiskDecision",

@@ -12,13 +12,10 @@ from zanloop.campaigns.tables import CampaignReward
 from zanloop.coupons import service as coupons
 from zanloop.errors import (
     CouponUnavailable,
-    InsufficientFunds,
     NotFound,
 )
 from zanloop.kit.clock import utcnow
-from zanloop.kit.money import Asset
-from zanloop.ledger import service as ledger
-from zanloop.ledger.domain import Leg, TransferRequest
+from zanloop.loyalty import service as loyalty
 from zanloop.rules.domain import (
     GrantPoints,
     IssueCoupon,
@@ -82,22 +79,25 @@ def _grant(
     slot: str,
 ) -> dict[str, Any]:
     if isinstance(effect, GrantPoints):
+        # A lot of the points programme: spent, expired and clawed back like any other points.
         transfer_id = f"campaign-reward:{reward.id}:{slot}"
-        ledger.post(
+        lot = loyalty.grant(
             session,
             tenant_id,
-            TransferRequest(
-                transfer_id=transfer_id,
-                asset=Asset.POINTS,
-                legs=(
-                    Leg(_issuer(campaign_id), -effect.points, overdraft_allowed=True),
-                    Leg(points_owner(reward.user_id), effect.points),
-                ),
-                description=f"campaign {campaign_id} reward",
-                metadata={"campaign_id": campaign_id, "reward_id": reward.id},
-            ),
+            reward.user_id,
+            effect.points,
+            ref=f"campaign:{reward.id}:{slot}",
+            transfer_id=transfer_id,
+            issuer=_issuer(campaign_id),
+            description=f"campaign {campaign_id} reward",
+            metadata={"campaign_id": campaign_id, "reward_id": reward.id},
         )
-        return {"type": "grant_points", "points": effect.points, "transfer_id": transfer_id}
+        return {
+            "type": "grant_points",
+            "points": effect.points,
+            "transfer_id": transfer_id,
+            "lot_ref": lot.ref,
+        }
     try:
         issued = coupons.issue(
             session,
@@ -146,22 +146,11 @@ def take_back(
     session: Session, tenant_id: str, effect: dict[str, Any], reason: str
 ) -> dict[str, Any]:
     if effect.get("type") == "grant_points":
-        transfer_id = str(effect["transfer_id"])
-        try:
-            ledger.reverse(session, tenant_id, transfer_id, f"{transfer_id}:reversal", None, reason)
-        except InsufficientFunds:
-            # The points were spent already: take back what is left, record the rest as owed.
-            transfer = ledger.get_transfer(session, tenant_id, transfer_id)
-            owner = next(
-                leg.owner for leg in ledger.transfer_legs(session, transfer) if leg.amount > 0
-            )
-            left = max(ledger.balance(session, tenant_id, owner, Asset.POINTS).available, 0)
-            if left:
-                ledger.reverse(
-                    session, tenant_id, transfer_id, f"{transfer_id}:reversal", left, reason
-                )
-            return {"type": "grant_points", "points": left, "owed": int(effect["points"]) - left}
-        return {"type": "grant_points", "points": int(effect["points"])}
+        clawed, owed = loyalty.claw_back(session, tenant_id, str(effect["lot_ref"]), reason)
+        result: dict[str, Any] = {"type": "grant_points", "points": clawed}
+        if owed:
+            result["owed"] = owed
+        return result
     coupon_id = effect.get("coupon_id")
     if coupon_id is None:
         return {"type": "issue_coupon", "coupon_id": None}

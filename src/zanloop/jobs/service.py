@@ -114,6 +114,7 @@ def load_handlers() -> None:
     from zanloop.idempotency import jobs as _idempotency  # noqa: F401
     from zanloop.jobs import housekeeping as _housekeeping  # noqa: F401
     from zanloop.ledger import jobs as _ledger  # noqa: F401
+    from zanloop.loyalty import jobs as _loyalty  # noqa: F401
     from zanloop.payments import jobs as _payments  # noqa: F401
     from zanloop.pins import jobs as _pins  # noqa: F401
     from zanloop.sandbox import jobs as _sandbox  # noqa: F401

@@ -1,0 +1,583 @@
+"""Queries of the points programme. Batch paths (ingest, jobs) read and write many rows per
+statement; nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from zanloop.db import dialect_insert, is_postgres
+from zanloop.loyalty.domain import PAYMENT_TRIGGER, EventStatus, LotStatus, RedemptionStatus
+from zanloop.loyalty.tables import (
+    CatalogueItem,
+    LoyaltyEvent,
+    LoyaltyLot,
+    LoyaltyMember,
+    LoyaltyProgramme,
+    LoyaltyRule,
+    LoyaltyTask,
+    LoyaltyTaskProgress,
+    LoyaltyTierChange,
+    Redemption,
+)
+
+T = TypeVar("T")
+# Bound parameters per IN list: far under SQLite's limit, and plans stay cheap on PostgreSQL.
+_CHUNK = 900
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def add(session: Session, row: Any) -> None:
+    session.add(row)
+    session.flush()
+
+
+# Programme, rules, tasks ---------------------------------------------------------------------
+
+
+def get_programme(
+    session: Session, tenant_id: str, *, lock: bool = False
+) -> LoyaltyProgramme | None:
+    stmt = select(LoyaltyProgramme).where(LoyaltyProgramme.tenant_id == tenant_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def insert_programme(session: Session, row: dict[str, Any]) -> None:
+    session.execute(
+        dialect_insert(session, LoyaltyProgramme)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+
+
+def bump_rules_version(session: Session, tenant_id: str, now: datetime) -> None:
+    session.execute(
+        update(LoyaltyProgramme)
+        .where(LoyaltyProgramme.tenant_id == tenant_id)
+        .values(rules_version=LoyaltyProgramme.rules_version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def rules_version(session: Session, tenant_id: str) -> int | None:
+    return session.scalar(
+        select(LoyaltyProgramme.rules_version).where(LoyaltyProgramme.tenant_id == tenant_id)
+    )
+
+
+def get_rule(session: Session, tenant_id: str, rule_id: str) -> LoyaltyRule | None:
+    return session.scalars(
+        select(LoyaltyRule).where(LoyaltyRule.tenant_id == tenant_id, LoyaltyRule.id == rule_id)
+    ).first()
+
+
+def list_rules(
+    session: Session,
+    tenant_id: str,
+    status: str | None = None,
+    after_id: str | None = None,
+    limit: int | None = None,
+) -> list[LoyaltyRule]:
+    stmt = select(LoyaltyRule).where(LoyaltyRule.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(LoyaltyRule.status == status)
+    if after_id is not None:
+        stmt = stmt.where(LoyaltyRule.id > after_id)
+    stmt = stmt.order_by(LoyaltyRule.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def get_task(session: Session, tenant_id: str, task_id: str) -> LoyaltyTask | None:
+    return session.scalars(
+        select(LoyaltyTask).where(LoyaltyTask.tenant_id == tenant_id, LoyaltyTask.id == task_id)
+    ).first()
+
+
+def list_tasks(session: Session, tenant_id: str, status: str | None = None) -> list[LoyaltyTask]:
+    stmt = select(LoyaltyTask).where(LoyaltyTask.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(LoyaltyTask.status == status)
+    return list(session.scalars(stmt.order_by(LoyaltyTask.id)))
+
+
+# Members -------------------------------------------------------------------------------------
+
+
+def ensure_members(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(
+            dialect_insert(session, LoyaltyMember).on_conflict_do_nothing(
+                index_elements=["tenant_id", "user_id"]
+            ),
+            rows,
+        )
+
+
+def lock_members(
+    session: Session, tenant_id: str, user_ids: Collection[str]
+) -> list[LoyaltyMember]:
+    """The members, locked in user order (two batches lock alike and never deadlock)."""
+    found: list[LoyaltyMember] = []
+    for chunk in _chunks(sorted(user_ids)):
+        stmt = (
+            select(LoyaltyMember)
+            .where(LoyaltyMember.tenant_id == tenant_id, LoyaltyMember.user_id.in_(chunk))
+            .order_by(LoyaltyMember.user_id)
+        )
+        if is_postgres(session):
+            stmt = stmt.with_for_update()
+        found.extend(session.scalars(stmt))
+    return found
+
+
+def get_member(session: Session, tenant_id: str, user_id: str) -> LoyaltyMember | None:
+    return session.get(LoyaltyMember, (tenant_id, user_id))
+
+
+def member_ids(
+    session: Session, tenant_id: str | None, after: tuple[str, str] | None, limit: int
+) -> list[tuple[str, str]]:
+    stmt = select(LoyaltyMember.tenant_id, LoyaltyMember.user_id)
+    if tenant_id is not None:
+        stmt = stmt.where(LoyaltyMember.tenant_id == tenant_id)
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                LoyaltyMember.tenant_id > after[0],
+                and_(LoyaltyMember.tenant_id == after[0], LoyaltyMember.user_id > after[1]),
+            )
+        )
+    stmt = stmt.order_by(LoyaltyMember.tenant_id, LoyaltyMember.user_id).limit(limit)
+    return [(t, u) for t, u in session.execute(stmt)]
+
+
+def add_tier_changes(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(LoyaltyTierChange), rows)
+
+
+def tier_changes(
+    session: Session, tenant_id: str, user_id: str, limit: int
+) -> list[LoyaltyTierChange]:
+    return list(
+        session.scalars(
+            select(LoyaltyTierChange)
+            .where(LoyaltyTierChange.tenant_id == tenant_id, LoyaltyTierChange.user_id == user_id)
+            .order_by(LoyaltyTierChange.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def qualifying_points(
+    session: Session, tenant_id: str, user_ids: Collection[str], since: datetime
+) -> dict[str, int]:
+    """Points earned since ``since`` and not clawed back, per member."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(user_ids)):
+        rows = session.execute(
+            select(LoyaltyLot.user_id, func.sum(LoyaltyLot.points - LoyaltyLot.clawed))
+            .where(
+                LoyaltyLot.tenant_id == tenant_id,
+                LoyaltyLot.user_id.in_(chunk),
+                LoyaltyLot.earned_at >= since,
+                LoyaltyLot.status != LotStatus.REVERSED.value,
+            )
+            .group_by(LoyaltyLot.user_id)
+        )
+        found.update((u, int(s or 0)) for u, s in rows)
+    return found
+
+
+def qualifying_spend(
+    session: Session, tenant_id: str, user_ids: Collection[str], since: datetime
+) -> dict[str, int]:
+    """Fen paid since ``since`` in payments not refunded, per member."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(user_ids)):
+        rows = session.execute(
+            select(LoyaltyEvent.user_id, func.sum(LoyaltyEvent.amount_fen))
+            .where(
+                LoyaltyEvent.tenant_id == tenant_id,
+                LoyaltyEvent.user_id.in_(chunk),
+                LoyaltyEvent.occurred_at >= since,
+                LoyaltyEvent.type == PAYMENT_TRIGGER,
+                LoyaltyEvent.status == EventStatus.APPLIED.value,
+            )
+            .group_by(LoyaltyEvent.user_id)
+        )
+        found.update((u, int(s or 0)) for u, s in rows)
+    return found
+
+
+# Events --------------------------------------------------------------------------------------
+
+
+def existing_events(
+    session: Session, tenant_id: str, event_ids: Collection[str]
+) -> dict[str, LoyaltyEvent]:
+    found: dict[str, LoyaltyEvent] = {}
+    for chunk in _chunks(sorted(event_ids)):
+        found.update(
+            (e.event_id, e)
+            for e in session.scalars(
+                select(LoyaltyEvent).where(
+                    LoyaltyEvent.tenant_id == tenant_id, LoyaltyEvent.event_id.in_(chunk)
+                )
+            )
+        )
+    return found
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(LoyaltyEvent), rows)
+
+
+def events_of_order(session: Session, tenant_id: str, order_id: str) -> list[LoyaltyEvent]:
+    return list(
+        session.scalars(
+            select(LoyaltyEvent)
+            .where(LoyaltyEvent.tenant_id == tenant_id, LoyaltyEvent.order_id == order_id)
+            .order_by(LoyaltyEvent.id)
+            .with_for_update()
+        )
+    )
+
+
+def get_event(
+    session: Session, tenant_id: str, event_id: str, *, lock: bool = False
+) -> LoyaltyEvent | None:
+    stmt = select(LoyaltyEvent).where(
+        LoyaltyEvent.tenant_id == tenant_id, LoyaltyEvent.event_id == event_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+# Lots ----------------------------------------------------------------------------------------
+
+
+def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(LoyaltyLot), rows)
+
+
+def lots_by_ref(session: Session, tenant_id: str, refs: Collection[str]) -> list[LoyaltyLot]:
+    found: list[LoyaltyLot] = []
+    for chunk in _chunks(sorted(refs)):
+        found.extend(
+            session.scalars(
+                select(LoyaltyLot)
+                .where(LoyaltyLot.tenant_id == tenant_id, LoyaltyLot.ref.in_(chunk))
+                .order_by(LoyaltyLot.id)
+            )
+        )
+    return found
+
+
+def spendable_lots(session: Session, tenant_id: str, user_id: str) -> list[LoyaltyLot]:
+    return list(
+        session.scalars(
+            select(LoyaltyLot).where(
+                LoyaltyLot.tenant_id == tenant_id,
+                LoyaltyLot.user_id == user_id,
+                LoyaltyLot.status == LotStatus.AVAILABLE.value,
+                LoyaltyLot.remaining > 0,
+            )
+        )
+    )
+
+
+def lots_by_id(session: Session, tenant_id: str, lot_ids: Collection[str]) -> list[LoyaltyLot]:
+    return list(
+        session.scalars(
+            select(LoyaltyLot).where(
+                LoyaltyLot.tenant_id == tenant_id, LoyaltyLot.id.in_(sorted(lot_ids))
+            )
+        )
+    )
+
+
+def member_lots(
+    session: Session,
+    tenant_id: str,
+    user_id: str,
+    status: str | None,
+    after_id: str | None,
+    limit: int,
+) -> list[LoyaltyLot]:
+    stmt = select(LoyaltyLot).where(
+        LoyaltyLot.tenant_id == tenant_id, LoyaltyLot.user_id == user_id
+    )
+    if status is not None:
+        stmt = stmt.where(LoyaltyLot.status == status)
+    if after_id is not None:
+        stmt = stmt.where(LoyaltyLot.id > after_id)
+    return list(session.scalars(stmt.order_by(LoyaltyLot.id).limit(limit)))
+
+
+def pending_summary(session: Session, tenant_id: str, user_id: str) -> tuple[int, datetime | None]:
+    points, first = session.execute(
+        select(func.sum(LoyaltyLot.remaining), func.min(LoyaltyLot.available_at)).where(
+            LoyaltyLot.tenant_id == tenant_id,
+            LoyaltyLot.user_id == user_id,
+            LoyaltyLot.status == LotStatus.PENDING.value,
+        )
+    ).one()
+    return int(points or 0), first
+
+
+def next_expiry(session: Session, tenant_id: str, user_id: str) -> tuple[datetime, int] | None:
+    when = session.scalar(
+        select(func.min(LoyaltyLot.expires_at)).where(
+            LoyaltyLot.tenant_id == tenant_id,
+            LoyaltyLot.user_id == user_id,
+            LoyaltyLot.status == LotStatus.AVAILABLE.value,
+            LoyaltyLot.remaining > 0,
+            LoyaltyLot.expires_at.is_not(None),
+        )
+    )
+    if when is None:
+        return None
+    points = session.scalar(
+        select(func.sum(LoyaltyLot.remaining)).where(
+            LoyaltyLot.tenant_id == tenant_id,
+            LoyaltyLot.user_id == user_id,
+            LoyaltyLot.status == LotStatus.AVAILABLE.value,
+            LoyaltyLot.expires_at == when,
+        )
+    )
+    return when, int(points or 0)
+
+
+def due_lots(session: Session, now: datetime, limit: int) -> list[LoyaltyLot]:
+    """Pending lots whose refund window has closed."""
+    stmt = (
+        select(LoyaltyLot)
+        .where(LoyaltyLot.status == LotStatus.PENDING.value, LoyaltyLot.available_at <= now)
+        .order_by(LoyaltyLot.available_at, LoyaltyLot.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def expired_lots(
+    session: Session,
+    now: datetime,
+    limit: int,
+    tenant_id: str | None = None,
+    user_id: str | None = None,
+) -> list[LoyaltyLot]:
+    stmt = select(LoyaltyLot).where(
+        LoyaltyLot.status == LotStatus.AVAILABLE.value,
+        LoyaltyLot.expires_at <= now,
+        LoyaltyLot.remaining > 0,
+    )
+    if tenant_id is not None:
+        stmt = stmt.where(LoyaltyLot.tenant_id == tenant_id)
+    if user_id is not None:
+        stmt = stmt.where(LoyaltyLot.user_id == user_id)
+    stmt = stmt.order_by(LoyaltyLot.expires_at, LoyaltyLot.id).limit(limit)
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def expiring_unnotified(session: Session, until: datetime, limit: int) -> list[LoyaltyLot]:
+    stmt = (
+        select(LoyaltyLot)
+        .where(
+            LoyaltyLot.status == LotStatus.AVAILABLE.value,
+            LoyaltyLot.expires_at <= until,
+            LoyaltyLot.remaining > 0,
+            LoyaltyLot.notified_at.is_(None),
+        )
+        .order_by(LoyaltyLot.expires_at, LoyaltyLot.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+# Tasks progress ------------------------------------------------------------------------------
+
+
+def task_progress(
+    session: Session, tenant_id: str, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], LoyaltyTaskProgress]:
+    """Progress rows of (task id, user id) pairs, locked, opening the missing ones."""
+    if not pairs:
+        return {}
+    session.execute(
+        dialect_insert(session, LoyaltyTaskProgress).on_conflict_do_nothing(
+            index_elements=["tenant_id", "task_id", "user_id"]
+        ),
+        [
+            {"tenant_id": tenant_id, "task_id": t, "user_id": u, "marks": {}, "rewarded": 0}
+            for t, u in sorted(pairs)
+        ],
+    )
+    found: dict[tuple[str, str], LoyaltyTaskProgress] = {}
+    users = sorted({u for _, u in pairs})
+    for chunk in _chunks(users):
+        stmt = (
+            select(LoyaltyTaskProgress)
+            .where(
+                LoyaltyTaskProgress.tenant_id == tenant_id, LoyaltyTaskProgress.user_id.in_(chunk)
+            )
+            .order_by(LoyaltyTaskProgress.task_id, LoyaltyTaskProgress.user_id)
+        )
+        if is_postgres(session):
+            stmt = stmt.with_for_update()
+        for row in session.scalars(stmt):
+            if (row.task_id, row.user_id) in pairs:
+                found[(row.task_id, row.user_id)] = row
+    return found
+
+
+def member_progress(session: Session, tenant_id: str, user_id: str) -> list[LoyaltyTaskProgress]:
+    stmt = select(LoyaltyTaskProgress).where(
+        LoyaltyTaskProgress.tenant_id == tenant_id, LoyaltyTaskProgress.user_id == user_id
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
+# Catalogue and redemptions -------------------------------------------------------------------
+
+
+def get_item(session: Session, tenant_id: str, item_id: str) -> CatalogueItem | None:
+    return session.scalars(
+        select(CatalogueItem).where(
+            CatalogueItem.tenant_id == tenant_id, CatalogueItem.id == item_id
+        )
+    ).first()
+
+
+def list_items(session: Session, tenant_id: str, status: str | None) -> list[CatalogueItem]:
+    stmt = select(CatalogueItem).where(CatalogueItem.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(CatalogueItem.status == status)
+    return list(session.scalars(stmt.order_by(CatalogueItem.price_points, CatalogueItem.id)))
+
+
+def get_redemption(
+    session: Session, tenant_id: str, redemption_id: str, *, lock: bool = False
+) -> Redemption | None:
+    stmt = select(Redemption).where(
+        Redemption.tenant_id == tenant_id, Redemption.id == redemption_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def redemption_by_request(session: Session, tenant_id: str, request_no: str) -> Redemption | None:
+    return session.scalars(
+        select(Redemption).where(
+            Redemption.tenant_id == tenant_id, Redemption.request_no == request_no
+        )
+    ).first()
+
+
+def member_redemptions(
+    session: Session, tenant_id: str, user_id: str, after_id: str | None, limit: int
+) -> list[Redemption]:
+    stmt = select(Redemption).where(
+        Redemption.tenant_id == tenant_id, Redemption.user_id == user_id
+    )
+    if after_id is not None:
+        stmt = stmt.where(Redemption.id < after_id)
+    return list(session.scalars(stmt.order_by(Redemption.id.desc()).limit(limit)))
+
+
+def stale_holds(session: Session, now: datetime, limit: int) -> list[tuple[str, str]]:
+    return [
+        (t, r)
+        for t, r in session.execute(
+            select(Redemption.tenant_id, Redemption.id)
+            .where(Redemption.status == RedemptionStatus.HELD.value, Redemption.expires_at <= now)
+            .order_by(Redemption.expires_at)
+            .limit(limit)
+        )
+    ]
+
+
+# Economics -----------------------------------------------------------------------------------
+
+
+def issued_by_month(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> list[tuple[str, int, int, int]]:
+    """(YYYY-MM of earning, points issued net of claw-backs, clawed, members who earned)."""
+    rows = session.execute(
+        select(
+            LoyaltyLot.user_id, LoyaltyLot.earned_at, LoyaltyLot.points, LoyaltyLot.clawed
+        ).where(
+            LoyaltyLot.tenant_id == tenant_id,
+            LoyaltyLot.earned_at >= since,
+            LoyaltyLot.earned_at < until,
+        )
+    )
+    months: dict[str, tuple[int, int, set[str]]] = {}
+    for user, at, points, clawed in rows:
+        key = f"{at.year:04d}-{at.month:02d}"
+        issued, back, users = months.get(key, (0, 0, set()))
+        users.add(user)
+        months[key] = (issued + int(points) - int(clawed), back + int(clawed), users)
+    return sorted((k, i, c, len(u)) for k, (i, c, u) in months.items())
+
+
+def lot_totals(session: Session, tenant_id: str) -> dict[str, int]:
+    """Points over all lots: issued, clawed, expired, and what remains, pending or available."""
+    issued, clawed, expired = session.execute(
+        select(
+            func.coalesce(func.sum(LoyaltyLot.points), 0),
+            func.coalesce(func.sum(LoyaltyLot.clawed), 0),
+            func.coalesce(func.sum(LoyaltyLot.expired), 0),
+        ).where(LoyaltyLot.tenant_id == tenant_id)
+    ).one()
+    by_status = dict(
+        session.execute(
+            select(LoyaltyLot.status, func.coalesce(func.sum(LoyaltyLot.remaining), 0))
+            .where(LoyaltyLot.tenant_id == tenant_id)
+            .group_by(LoyaltyLot.status)
+        ).all()
+    )
+    held = session.scalar(
+        select(func.coalesce(func.sum(Redemption.points), 0)).where(
+            Redemption.tenant_id == tenant_id, Redemption.status == RedemptionStatus.HELD.value
+        )
+    )
+    redeemed = session.scalar(
+        select(func.coalesce(func.sum(Redemption.points), 0)).where(
+            Redemption.tenant_id == tenant_id, Redemption.status == RedemptionStatus.CONFIRMED.value
+        )
+    )
+    return {
+        "issued": int(issued),
+        "clawed": int(clawed),
+        "expired": int(expired),
+        "pending": int(by_status.get(LotStatus.PENDING.value, 0)),
+        "available": int(by_status.get(LotStatus.AVAILABLE.value, 0)),
+        "held": int(held or 0),
+        "redeemed": int(redeemed or 0),
+    }
