@@ -37,7 +37,10 @@ from zoneinfo import ZoneInfo
 
 from zanloop.bench.report import Report, load_average, load_note, percentile
 from zanloop.rules.compiler import RuleSet
-from zanloop.rules.domain import KNOWN_TRIGGERS, Facts, Rule, RuleDocument, explain
+from zanloop.rules.domain import Facts, Rule, RuleDocument, explain
+
+# The campaign triggers of issue 5's mix (the points programme's triggers are not in it).
+TRIGGERS = ("payment.succeeded", "like.created", "share.created")
 
 if TYPE_CHECKING:
     from zanloop.bench.rules_libraries import Library
@@ -190,7 +193,7 @@ def campaign_document(rng: random.Random, trigger: str) -> dict[str, Any]:
 def campaigns(count: int, seed: int = SEED) -> list[Rule]:
     """65 % on payments, 20 % on likes, 15 % on shares, each validated as merchants' rules are."""
     rng = random.Random(seed)
-    triggers = list(zip(KNOWN_TRIGGERS, (65, 20, 15), strict=True))
+    triggers = list(zip(TRIGGERS, (65, 20, 15), strict=True))
     return [
         Rule(f"campaign-{i:03d}", RuleDocument.model_validate(campaign_document(rng, trigger)))
         for i, trigger in enumerate(_pick(rng, triggers) for _ in range(count))
@@ -206,7 +209,7 @@ def events(count: int, days: int, seed: int = SEED) -> list[Event]:
     store_weights = [1 / (rank + 5) for rank in range(len(STORES))]
     names = [c for c, _ in CATEGORIES]
     weights = [w for _, w in CATEGORIES]
-    triggers = list(zip(KNOWN_TRIGGERS, (70, 20, 10), strict=True))
+    triggers = list(zip(TRIGGERS, (70, 20, 10), strict=True))
     out: list[Event] = []
     for _ in range(count):
         trigger = _pick(rng, triggers)
@@ -475,9 +478,8 @@ def zanloop_part(
     )
     report.check(
         f"{sizes.campaigns} campaigns valid and compiled, on all three triggers",
-        len(ruleset) == sizes.campaigns
-        and {r.document.trigger for r in rules} == set(KNOWN_TRIGGERS),
-        ", ".join(f"{t} {sum(r.document.trigger == t for r in rules)}" for t in KNOWN_TRIGGERS),
+        len(ruleset) == sizes.campaigns and {r.document.trigger for r in rules} == set(TRIGGERS),
+        ", ".join(f"{t} {sum(r.document.trigger == t for r in rules)}" for t in TRIGGERS),
     )
     return median, timed
 

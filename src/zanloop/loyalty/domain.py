@@ -28,6 +28,8 @@ from zanloop.rules.domain import EarnPerYuan, GrantPoints, MultiplyPoints, RuleD
 MAX_TASK_MARKS = 400
 PAYMENT_TRIGGER = "payment.succeeded"
 RECEIPT_TRIGGER = "receipt.scanned"
+# A refund reported as an event (at the till): it reverses what its order earned.
+REFUND_TRIGGER = "payment.refunded"
 ISSUER = "loyalty:issued"
 EXPIRED = "loyalty:expired"
 CLAWED = "loyalty:clawed"

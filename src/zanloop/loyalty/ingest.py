@@ -35,7 +35,7 @@ from zanloop.loyalty.domain import (
     available_owner,
     pending_owner,
 )
-from zanloop.loyalty.tables import LoyaltyMember, LoyaltyProgramme
+from zanloop.loyalty.tables import LoyaltyMember, LoyaltyProgramme, LoyaltyTaskProgress
 from zanloop.quotas.service import Ask, Tally
 from zanloop.rules.compiler import RuleSet
 from zanloop.rules.domain import Facts, Rule, RuleDocument
@@ -341,39 +341,19 @@ def ingest(
                 e.occurred_at,
                 {"rules": other},
             )
+            _qualify(writes, members[e.counterparty_id], settings, counterparty, e.occurred_at)
         row["points"] = points
-        # Tier moves with each event, so batches earn what single events would.
-        member.qualifying += (
-            points
-            if settings.tier_basis == "points"
-            else (e.amount_fen if e.type == domain.PAYMENT_TRIGGER else 0)
+        spent = e.amount_fen if e.type == domain.PAYMENT_TRIGGER else 0
+        earned = points + _tasks(writes, members, settings, program, progress, key, e, now)
+        # The tier moves with each event, so batches earn what single events would.
+        _qualify(
+            writes,
+            member,
+            settings,
+            earned if settings.tier_basis == "points" else spent,
+            e.occurred_at,
         )
-        _raise_tier(writes, member, settings, e.occurred_at)
-        for task in program.tasks:
-            mark = domain.task_mark(task.document, e.type, e.occurred_at, tz)
-            if mark is not None:
-                marks = progress[(task.id, e.user_id)].marks
-                progress[(task.id, e.user_id)].marks = _bounded({**marks, key: mark})
         outcomes[index] = Outcome(e.event_id, "applied", points, pending, tier=member.row.tier)
-
-    for (task_id, user_id), track in progress.items():
-        task = next(t for t in program.tasks if t.id == task_id)
-        due = domain.completions(task.document, track.marks.values())
-        while track.rewarded < due:
-            track.rewarded += 1
-            _lot(
-                writes,
-                members,
-                settings,
-                user_id,
-                f"task:{task_id}:{track.rewarded}",
-                task.document.points,
-                False,
-                now,
-                now,
-                {"task": task_id},
-            )
-        track.updated_at = now
 
     _write(session, tenant_id, writes, members, tally, now)
     tiers = {u: m.row.tier for u, m in members.items()}
@@ -462,7 +442,49 @@ def _members(
     return {m.user_id: _Member(m, qualifying.get(m.user_id, 0)) for m in rows}
 
 
-def _raise_tier(writes: _Writes, member: _Member, settings: Settings, at: datetime) -> None:
+def _tasks(
+    writes: _Writes,
+    members: dict[str, _Member],
+    settings: Settings,
+    program: Compiled,
+    progress: dict[tuple[str, str], LoyaltyTaskProgress],
+    key: str,
+    e: Incoming,
+    now: datetime,
+) -> int:
+    """Count the event toward every task it serves; a completion it brings is rewarded at once,
+    as of the event. Returns the points rewarded."""
+    rewarded = 0
+    for task in program.tasks:
+        mark = domain.task_mark(task.document, e.type, e.occurred_at, settings.zone())
+        if mark is None:
+            continue
+        track = progress[(task.id, e.user_id)]
+        track.marks = _bounded({**track.marks, key: mark})
+        track.updated_at = now
+        due = domain.completions(task.document, track.marks.values())
+        while track.rewarded < due:
+            track.rewarded += 1
+            _lot(
+                writes,
+                members,
+                settings,
+                e.user_id,
+                f"task:{task.id}:{track.rewarded}",
+                task.document.points,
+                False,
+                e.occurred_at,
+                e.occurred_at,
+                {"task": task.id},
+            )
+            rewarded += task.document.points
+    return rewarded
+
+
+def _qualify(
+    writes: _Writes, member: _Member, settings: Settings, amount: int, at: datetime
+) -> None:
+    member.qualifying += amount
     row = member.row
     tier = domain.tier_after_earning(settings, row.tier, member.qualifying)
     if tier != row.tier:

@@ -11,7 +11,13 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from zanloop.db import dialect_insert, is_postgres
-from zanloop.loyalty.domain import PAYMENT_TRIGGER, EventStatus, LotStatus, RedemptionStatus
+from zanloop.loyalty.domain import (
+    PAYMENT_TRIGGER,
+    REFUND_TRIGGER,
+    EventStatus,
+    LotStatus,
+    RedemptionStatus,
+)
 from zanloop.loyalty.tables import (
     CatalogueItem,
     LoyaltyEvent,
@@ -250,7 +256,11 @@ def events_of_order(session: Session, tenant_id: str, order_id: str) -> list[Loy
     return list(
         session.scalars(
             select(LoyaltyEvent)
-            .where(LoyaltyEvent.tenant_id == tenant_id, LoyaltyEvent.order_id == order_id)
+            .where(
+                LoyaltyEvent.tenant_id == tenant_id,
+                LoyaltyEvent.order_id == order_id,
+                LoyaltyEvent.type != REFUND_TRIGGER,
+            )
             .order_by(LoyaltyEvent.id)
             .with_for_update()
         )

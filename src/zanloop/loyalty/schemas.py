@@ -174,6 +174,8 @@ class EventIn(_In):
     def _complete(self) -> EventIn:
         if self.type == "receipt.scanned" and self.code is None:
             raise ValueError("a receipt.scanned event carries the receipt's code")
+        if self.type == "payment.refunded" and self.order_id is None:
+            raise ValueError("a payment.refunded event names the refunded order_id")
         if self.counterparty_id is not None and self.counterparty_id == self.user_id:
             raise ValueError("counterparty_id must be another user")
         return self

@@ -423,7 +423,24 @@ def ingest_events(
     incoming: Sequence[ingest.Incoming],
     now: datetime | None = None,
 ) -> ingest.Result:
-    return ingest.ingest(session, programme(session, tenant_id), incoming, now)
+    """Ingest a batch. A ``payment.refunded`` event (a refund at the till) reverses what its
+    ``order_id`` earned, after the batch's earnings, and answers with the points taken back."""
+    result = ingest.ingest(session, programme(session, tenant_id), incoming, now)
+    refunds = [
+        (outcome, e)
+        for outcome, e in zip(result.outcomes, incoming, strict=True)
+        if e.type == domain.REFUND_TRIGGER and e.order_id and outcome.status == "applied"
+    ]
+    for outcome, e in refunds:
+        assert e.order_id is not None
+        reversed_ = reverse_order(session, tenant_id, e.order_id, "payment refunded", now)
+        outcome.points = -sum(r.clawed for r in reversed_)
+    if refunds:
+        tiers = {u: b.tier for u, b in result.balances.items()}
+        for u in tiers:
+            tiers[u] = get_member(session, tenant_id, u).tier
+        result.balances = ingest.member_balances(session, tenant_id, tiers)
+    return result
 
 
 def on_payment_succeeded(session: Session, tenant_id: str, order_id: str) -> None:

@@ -34,6 +34,7 @@ KNOWN_TRIGGERS = (
     "video.completed",
     "store.checkin",
     "receipt.scanned",
+    "payment.refunded",
 )
 MAX_CONDITIONS = 20
 MAX_EFFECTS = 10
