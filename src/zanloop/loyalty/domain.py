@@ -26,6 +26,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from zanloop.rules.domain import EarnPerYuan, GrantPoints, MultiplyPoints, RuleDocument
 
 MAX_TASK_MARKS = 400
+# Events kept per day (streaks) or action (achievements): one more than a reversal needs.
+SPARE_MARKS = 3
 PAYMENT_TRIGGER = "payment.succeeded"
 RECEIPT_TRIGGER = "receipt.scanned"
 # A refund reported as an event (at the till): it reverses what its order earned.
@@ -201,10 +203,8 @@ def expiry_rule(settings: Settings) -> str:
     if expiry.policy == "year_end":
         text = "Points earned in a year expire at the end of the following year"
     else:
-        text = (
-            f"Points expire {expiry.months} months after they become available, "
-            "at the end of that day"
-        )
+        months = "1 month" if expiry.months == 1 else f"{expiry.months} months"
+        text = f"Points expire {months} after they become available, at the end of that day"
     text += f" ({settings.timezone}). The soonest-expiring points are spent first."
     if expiry.notice_days:
         text += f" You are told {expiry.notice_days} days before points expire."
@@ -332,6 +332,27 @@ def task_mark(
     return local_date(at, tz).isoformat()
 
 
+def mark_value(mark: str) -> str:
+    """A mark is its value (a day, an action), with "@<epoch>" when its event's points are
+    pending until then: a task completed on it is pending as long."""
+    return mark.split("@", 1)[0]
+
+
+def pending_until(marks: Iterable[str]) -> int:
+    """The latest time (epoch seconds) a mark's event is pending until; 0 if none is."""
+    return max((int(m.split("@", 1)[1]) for m in marks if "@" in m), default=0)
+
+
+def enough_marks(
+    task: StreakTask | AchievementTask | CountTask, marks: Iterable[str], mark: str
+) -> bool:
+    """Whether enough events already stand for ``mark`` (a day, an action, or for a count task
+    the goal) that one more changes nothing, and a reversal of one of them leaves the rest."""
+    if isinstance(task, CountTask):
+        return sum(1 for _ in marks) >= task.goal + SPARE_MARKS - 1
+    return sum(1 for v in marks if mark_value(v) == mark) >= SPARE_MARKS
+
+
 def streak_run(days: Sequence[date], goal: int, grace: int) -> tuple[int, int, date | None]:
     """(completed streaks, days in the current one, its last day) over the distinct ``days``.
 
@@ -355,7 +376,7 @@ def streak_run(days: Sequence[date], goal: int, grace: int) -> tuple[int, int, d
 
 def completions(task: StreakTask | AchievementTask | CountTask, marks: Iterable[str]) -> int:
     """How many rewards the marks earn: derived afresh, so removing a mark takes them back."""
-    values = list(marks)
+    values = [mark_value(m) for m in marks]
     if isinstance(task, AchievementTask):
         return 1 if set(task.actions) <= set(values) else 0
     if isinstance(task, CountTask):
@@ -376,7 +397,7 @@ def describe(
     task: StreakTask | AchievementTask | CountTask, marks: Iterable[str], today: date
 ) -> TaskProgress:
     """Progress as a member sees it."""
-    values = list(marks)
+    values = [mark_value(m) for m in marks]
     done = completions(task, values)
     if isinstance(task, AchievementTask):
         have = set(values) & set(task.actions)
@@ -394,20 +415,6 @@ def describe(
 
 
 # Pricing an event ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Earned:
-    """What one event earns: points per base rule, the multipliers that applied, and points a
-    counterparty earns (an invitation's other side)."""
-
-    by_rule: dict[str, int]
-    multipliers: dict[str, Decimal]
-    counterparty: dict[str, int]
-
-    @property
-    def points(self) -> int:
-        return sum(self.by_rule.values())
 
 
 def base_points(document: RuleDocument, amount_fen: int) -> tuple[int, int]:
@@ -446,6 +453,8 @@ def price(
     ``fits(rule, points)`` says whether a rule may spend that many more points. A base rule is
     charged its multiplied points; a multiplier rule the extra points it adds. A multiplier that
     does not fit is left out and the rest priced again, so the answer never exceeds a budget."""
+    if not multipliers and tier_multiplier == 1:  # the common case, without decimals
+        return {k: p for k, p in base.items() if p > 0 and fits(k, p)}, {}
     applied = dict(multipliers)
     while True:
         total = tier_multiplier

@@ -71,9 +71,9 @@ def economics(session: Session, tenant_id: str, since: datetime, until: datetime
     net = totals["issued"] - totals["clawed"]
     months = []
     for month, issued, clawed, members in repository.issued_by_month(
-        session, tenant_id, since, until
+        session, tenant_id, since, until, conf.zone()
     ):
-        cost = _fen(issued, value)
+        cost = _fen(issued - clawed, value)
         per = cost // members if members else 0
         months.append(Month(month, issued, clawed, members, cost, per, per > COST_ALERT_FEN))
     rules = service.list_rules(session, tenant_id)

@@ -16,7 +16,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -35,7 +35,7 @@ from zanloop.loyalty.domain import (
     available_owner,
     pending_owner,
 )
-from zanloop.loyalty.tables import LoyaltyMember, LoyaltyProgramme, LoyaltyTaskProgress
+from zanloop.loyalty.tables import LoyaltyProgramme
 from zanloop.quotas.service import Ask, Tally
 from zanloop.rules.compiler import RuleSet
 from zanloop.rules.domain import Facts, Rule, RuleDocument
@@ -114,6 +114,9 @@ class Compiled:
     rules: RuleSet
     tasks: tuple[Task, ...]
     secret: str
+    # Keys of rules with caps or budgets, and each multiplying rule's factor.
+    limited: frozenset[str]
+    factors: dict[str, Decimal]
 
 
 _compiled: dict[str, Compiled] = {}
@@ -143,6 +146,8 @@ def compiled(session: Session, programme: LoyaltyProgramme) -> Compiled:
         rules,
         tasks,
         programme.receipt_secret,
+        frozenset(r.key for r in rules.rules if _limited(r)),
+        {r.key: f for r in rules.rules if (f := domain.factor(r.document)) is not None},
     )
     with _lock:
         _compiled[programme.tenant_id] = built
@@ -152,9 +157,19 @@ def compiled(session: Session, programme: LoyaltyProgramme) -> Compiled:
 # Caps and budgets ----------------------------------------------------------------------------
 
 
+def _limited(rule: Rule) -> bool:
+    doc = rule.document
+    return (
+        doc.caps.per_user_per_day is not None
+        or doc.caps.per_user_total is not None
+        or doc.budget.max_rewards is not None
+        or doc.budget.max_cost_fen is not None
+    )
+
+
 def _asks(rule: Rule, user_id: str, day: str, points: int, value_fen: Decimal) -> list[Ask]:
     doc = rule.document
-    asks = []
+    asks: list[Ask] = []
     if doc.caps.per_user_per_day is not None:
         asks.append(Ask("loyalty.day", f"{rule.key}:{user_id}:{day}", 1, doc.caps.per_user_per_day))
     if doc.caps.per_user_total is not None:
@@ -176,25 +191,21 @@ def _counter_keys(rule: Rule, user_id: str, day: str) -> list[tuple[str, str]]:
 
 @dataclass
 class _Member:
-    row: LoyaltyMember
+    row: repository.MemberState
     qualifying: int
 
 
 @dataclass
-class _Grant:
-    user_id: str
-    points: int
-    pending: bool
-
-
-@dataclass
 class _Writes:
+    tenant_id: str
+    now: datetime
     events: list[dict[str, Any]] = field(default_factory=list)
     lots: list[dict[str, Any]] = field(default_factory=list)
     tier_changes: list[dict[str, Any]] = field(default_factory=list)
     # Lot index -> owner it credits, to fill in the transfer id once transfers are cut.
     credits: list[tuple[int, str]] = field(default_factory=list)
     settle: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lapsed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def ingest(
@@ -250,7 +261,8 @@ def ingest(
         if refusal is None:
             day = domain.local_date(e.occurred_at, tz).isoformat()
             for rule in program.rules.of_trigger(e.type):
-                keys.extend(_counter_keys(rule, e.user_id, day))
+                if rule.key in program.limited:
+                    keys.extend(_counter_keys(rule, e.user_id, day))
     tally = Tally(session, tenant_id, keys)
     pairs = {
         (t.id, e.user_id)
@@ -259,9 +271,9 @@ def ingest(
         for t in program.tasks
         if domain.task_mark(t.document, e.type, e.occurred_at, tz) is not None
     }
-    progress = repository.task_progress(session, tenant_id, pairs)
+    progress = repository.task_tracks(session, tenant_id, pairs)
 
-    writes = _Writes()
+    writes = _Writes(tenant_id, now)
     value_fen = settings.point_value_fen
     window = timedelta(days=settings.refund_window_days)
     for index, key, e, refusal in fresh:
@@ -304,6 +316,7 @@ def ingest(
         taken = [
             tally.take(a)
             for rule, points in (*granted.items(), *extras.items())
+            if rule in program.limited
             for a in _asks(program.rules.by_key(rule), e.user_id, day, points, value_fen)
         ]
         points = sum(granted.values())
@@ -344,7 +357,8 @@ def ingest(
             _qualify(writes, members[e.counterparty_id], settings, counterparty, e.occurred_at)
         row["points"] = points
         spent = e.amount_fen if e.type == domain.PAYMENT_TRIGGER else 0
-        earned = points + _tasks(writes, members, settings, program, progress, key, e, now)
+        held = available_at if e.order_id else None
+        earned = points + _tasks(writes, members, settings, program, progress, key, e, held, now)
         # The tier moves with each event, so batches earn what single events would.
         _qualify(
             writes,
@@ -355,8 +369,13 @@ def ingest(
         )
         outcomes[index] = Outcome(e.event_id, "applied", points, pending, tier=member.row.tier)
 
-    _write(session, tenant_id, writes, members, tally, now)
+    _write(session, tenant_id, writes, members, progress, tally, now)
     tiers = {u: m.row.tier for u, m in members.items()}
+    others = {e.user_id for _, e, _ in keyed} - tiers.keys()
+    if others:  # members whose events were all replays: their balance is still the answer
+        tiers.update(
+            (u, m.tier) for u, m in repository.member_states(session, tenant_id, others).items()
+        )
     balances = member_balances(session, tenant_id, tiers)
     return Result([outcomes[i] for i in range(len(keyed))], balances)
 
@@ -372,18 +391,23 @@ def _earn(
     multipliers: dict[str, Decimal] = {}
     matched: dict[str, Rule] = {}
     for rule in program.rules.match(facts):
-        if not all(tally.fits(a) for a in _asks(rule, user_id, day, 0, value_fen)):
+        key = rule.key
+        if key in program.limited and not all(
+            tally.fits(a) for a in _asks(rule, user_id, day, 0, value_fen)
+        ):
             continue  # a cap reached (budgets are checked with the points, in price)
-        matched[rule.key] = rule
-        f = domain.factor(rule.document)
+        matched[key] = rule
+        f = program.factors.get(key)
         if f is not None:
-            multipliers[rule.key] = f
+            multipliers[key] = f
         own, theirs = domain.base_points(rule.document, facts.amount_fen)
         if own or theirs:
-            base[rule.key] = own
-            other[rule.key] = theirs
+            base[key] = own
+            other[key] = theirs
 
     def fits(rule_key: str, points: int) -> bool:
+        if rule_key not in program.limited:
+            return True
         asks = _asks(matched[rule_key], user_id, day, points, value_fen)
         return all(tally.fits(a) for a in asks)
 
@@ -432,14 +456,14 @@ def _members(
             for u in sorted(users)
         ],
     )
-    rows = repository.lock_members(session, tenant_id, users)
+    rows = repository.member_states(session, tenant_id, users)
     since = now - timedelta(days=settings.tier_window_days)
     qualifying = (
         repository.qualifying_points(session, tenant_id, users, since)
         if settings.tier_basis == "points"
         else repository.qualifying_spend(session, tenant_id, users, since)
     )
-    return {m.user_id: _Member(m, qualifying.get(m.user_id, 0)) for m in rows}
+    return {u: _Member(m, qualifying.get(u, 0)) for u, m in rows.items()}
 
 
 def _tasks(
@@ -447,24 +471,37 @@ def _tasks(
     members: dict[str, _Member],
     settings: Settings,
     program: Compiled,
-    progress: dict[tuple[str, str], LoyaltyTaskProgress],
+    progress: dict[tuple[str, str], repository.Track],
     key: str,
     e: Incoming,
+    held: datetime | None,
     now: datetime,
 ) -> int:
     """Count the event toward every task it serves; a completion it brings is rewarded at once,
-    as of the event. Returns the points rewarded."""
+    as of the event. Returns the points rewarded.
+
+    A mark of an event whose points are pending (``held`` until its refund window closes)
+    carries that time, and a reward resting on it is pending as long: a refund inside the
+    window then never leaves a task's reward behind either."""
     rewarded = 0
     for task in program.tasks:
         mark = domain.task_mark(task.document, e.type, e.occurred_at, settings.zone())
         if mark is None:
             continue
         track = progress[(task.id, e.user_id)]
+        if domain.enough_marks(task.document, track.marks.values(), mark):
+            # Enough events already stand for this day or action: another changes nothing,
+            # and a reversal of one of them still leaves the rest.
+            continue
+        if held is not None:
+            mark = f"{mark}@{int(held.timestamp())}"
         track.marks = _bounded({**track.marks, key: mark})
-        track.updated_at = now
+        track.changed = True
         due = domain.completions(task.document, track.marks.values())
         while track.rewarded < due:
             track.rewarded += 1
+            until = domain.pending_until(track.marks.values())
+            available_at = max(e.occurred_at, datetime.fromtimestamp(until, UTC))
             _lot(
                 writes,
                 members,
@@ -472,9 +509,9 @@ def _tasks(
                 e.user_id,
                 f"task:{task.id}:{track.rewarded}",
                 task.document.points,
-                False,
+                available_at > now,
                 e.occurred_at,
-                e.occurred_at,
+                available_at,
                 {"task": task.id},
             )
             rewarded += task.document.points
@@ -490,7 +527,7 @@ def _qualify(
     if tier != row.tier:
         writes.tier_changes.append(
             {
-                "tenant_id": row.tenant_id,
+                "tenant_id": writes.tenant_id,
                 "user_id": row.user_id,
                 "from_tier": row.tier,
                 "to_tier": tier,
@@ -499,7 +536,7 @@ def _qualify(
                 "at": at,
             }
         )
-        row.tier, row.tier_changed_at = tier, at
+        row.tier, row.tier_changed_at, row.changed = tier, at, True
 
 
 def _lot(
@@ -520,25 +557,32 @@ def _lot(
     if settle:
         # Points clawed back that were already spent are paid off from what comes next.
         member.row.owed_points -= settle
+        member.row.changed = True
         writes.settle[user_id] += settle
         detail = {**detail, "settled_owed": settle}
+    expires = domain.expires_at(settings, available_at)
+    # A late event's points may have expired already: they lapse at once, as the job would.
+    lapsed = 0
+    if not pending and expires is not None and expires <= writes.now:
+        lapsed = points - settle
+        writes.lapsed[user_id] += lapsed
     owner = pending_owner(user_id) if pending else available_owner(user_id)
     writes.credits.append((len(writes.lots), owner))
     writes.lots.append(
         {
             "id": new_id("lot"),
-            "tenant_id": member.row.tenant_id,
+            "tenant_id": writes.tenant_id,
             "user_id": user_id,
             "ref": ref,
             "status": LotStatus.PENDING.value if pending else LotStatus.AVAILABLE.value,
             "points": points,
-            "remaining": points - settle,
-            "expired": 0,
+            "remaining": points - settle - lapsed,
+            "expired": lapsed,
             "clawed": settle,
             "detail": detail,
             "earned_at": earned_at,
             "available_at": available_at,
-            "expires_at": domain.expires_at(settings, available_at),
+            "expires_at": expires,
             "notified_at": None,
             "transfer_id": "",
         }
@@ -548,7 +592,7 @@ def _lot(
 def _bounded(marks: dict[str, str]) -> dict[str, str]:
     if len(marks) <= domain.MAX_TASK_MARKS:
         return marks
-    keep = sorted(marks.items(), key=lambda kv: kv[1])[-domain.MAX_TASK_MARKS :]
+    keep = sorted(marks.items(), key=lambda kv: domain.mark_value(kv[1]))[-domain.MAX_TASK_MARKS :]
     return dict(keep)
 
 
@@ -557,6 +601,7 @@ def _write(
     tenant_id: str,
     writes: _Writes,
     members: dict[str, _Member],
+    progress: dict[tuple[str, str], repository.Track],
     tally: Tally,
     now: datetime,
 ) -> None:
@@ -568,6 +613,14 @@ def _write(
     )
     for index, owner in writes.credits:
         writes.lots[index]["transfer_id"] = transfer_of[owner]
+    if writes.lapsed:
+        requests += postings.from_counter(
+            "expire",
+            domain.EXPIRED,
+            {available_owner(u): -p for u, p in writes.lapsed.items()},
+            "points expired",
+            overdraft=False,
+        )[0]
     if writes.settle:
         requests += postings.from_counter(
             "settle",
@@ -581,6 +634,8 @@ def _write(
     repository.insert_events(session, writes.events)
     repository.insert_lots(session, writes.lots)
     repository.add_tier_changes(session, writes.tier_changes)
+    repository.save_member_states(session, tenant_id, (m.row for m in members.values()))
+    repository.save_tracks(session, tenant_id, progress.values(), now)
     tally.save()
     session.flush()
 

@@ -3,14 +3,17 @@ statement; nothing here commits."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import dialect_insert, is_postgres
+from zanloop.db import bulk_insert, bulk_update, dialect_insert, is_postgres
+from zanloop.kit.clock import as_utc
 from zanloop.loyalty.domain import (
     PAYMENT_TRIGGER,
     REFUND_TRIGGER,
@@ -124,7 +127,7 @@ def list_tasks(session: Session, tenant_id: str, status: str | None = None) -> l
 def ensure_members(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.execute(
-            dialect_insert(session, LoyaltyMember).on_conflict_do_nothing(
+            dialect_insert(session, LoyaltyMember.__table__).on_conflict_do_nothing(
                 index_elements=["tenant_id", "user_id"]
             ),
             rows,
@@ -146,6 +149,56 @@ def lock_members(
             stmt = stmt.with_for_update()
         found.extend(session.scalars(stmt))
     return found
+
+
+@dataclass
+class MemberState:
+    """A member as a batch works on it (plain values, written back only if ``changed``)."""
+
+    user_id: str
+    tier: str
+    base_tier: str
+    birthday: str | None
+    owed_points: int
+    tier_changed_at: datetime
+    changed: bool = False
+
+
+def member_states(
+    session: Session, tenant_id: str, user_ids: Collection[str]
+) -> dict[str, MemberState]:
+    """The members, locked in user order on PostgreSQL (as ``lock_members``)."""
+    m = LoyaltyMember
+    found: dict[str, MemberState] = {}
+    for chunk in _chunks(sorted(user_ids)):
+        stmt = (
+            select(m.user_id, m.tier, m.base_tier, m.birthday, m.owed_points, m.tier_changed_at)
+            .where(m.tenant_id == tenant_id, m.user_id.in_(chunk))
+            .order_by(m.user_id)
+        )
+        if is_postgres(session):
+            stmt = stmt.with_for_update()
+        found.update((row[0], MemberState(*row)) for row in session.execute(stmt))
+    return found
+
+
+def save_member_states(session: Session, tenant_id: str, states: Iterable[MemberState]) -> None:
+    bulk_update(
+        session,
+        LoyaltyMember,
+        ["tenant_id", "user_id"],
+        [
+            {
+                "tier": m.tier,
+                "owed_points": m.owed_points,
+                "tier_changed_at": m.tier_changed_at,
+                "tenant_id": tenant_id,
+                "user_id": m.user_id,
+            }
+            for m in states
+            if m.changed
+        ],
+    )
 
 
 def get_member(session: Session, tenant_id: str, user_id: str) -> LoyaltyMember | None:
@@ -171,7 +224,7 @@ def member_ids(
 
 def add_tier_changes(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(LoyaltyTierChange), rows)
+        bulk_insert(session, LoyaltyTierChange, rows)
 
 
 def tier_changes(
@@ -249,7 +302,7 @@ def existing_events(
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(LoyaltyEvent), rows)
+        bulk_insert(session, LoyaltyEvent, rows)
 
 
 def events_of_order(session: Session, tenant_id: str, order_id: str) -> list[LoyaltyEvent]:
@@ -283,7 +336,7 @@ def get_event(
 
 def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(LoyaltyLot), rows)
+        bulk_insert(session, LoyaltyLot, rows)
 
 
 def lots_by_ref(session: Session, tenant_id: str, refs: Collection[str]) -> list[LoyaltyLot]:
@@ -429,14 +482,25 @@ def expiring_unnotified(session: Session, until: datetime, limit: int) -> list[L
 # Tasks progress ------------------------------------------------------------------------------
 
 
-def task_progress(
+@dataclass
+class Track:
+    """A member's progress on a task as a batch works on it."""
+
+    task_id: str
+    user_id: str
+    marks: dict[str, str]
+    rewarded: int
+    changed: bool = False
+
+
+def task_tracks(
     session: Session, tenant_id: str, pairs: Collection[tuple[str, str]]
-) -> dict[tuple[str, str], LoyaltyTaskProgress]:
-    """Progress rows of (task id, user id) pairs, locked, opening the missing ones."""
+) -> dict[tuple[str, str], Track]:
+    """Progress of (task id, user id) pairs, locked, opening the missing ones."""
     if not pairs:
         return {}
     session.execute(
-        dialect_insert(session, LoyaltyTaskProgress).on_conflict_do_nothing(
+        dialect_insert(session, LoyaltyTaskProgress.__table__).on_conflict_do_nothing(
             index_elements=["tenant_id", "task_id", "user_id"]
         ),
         [
@@ -444,22 +508,40 @@ def task_progress(
             for t, u in sorted(pairs)
         ],
     )
-    found: dict[tuple[str, str], LoyaltyTaskProgress] = {}
-    users = sorted({u for _, u in pairs})
-    for chunk in _chunks(users):
+    p = LoyaltyTaskProgress
+    found: dict[tuple[str, str], Track] = {}
+    for chunk in _chunks(sorted({u for _, u in pairs})):
         stmt = (
-            select(LoyaltyTaskProgress)
-            .where(
-                LoyaltyTaskProgress.tenant_id == tenant_id, LoyaltyTaskProgress.user_id.in_(chunk)
-            )
-            .order_by(LoyaltyTaskProgress.task_id, LoyaltyTaskProgress.user_id)
+            select(p.task_id, p.user_id, p.marks, p.rewarded)
+            .where(p.tenant_id == tenant_id, p.user_id.in_(chunk))
+            .order_by(p.task_id, p.user_id)
         )
         if is_postgres(session):
             stmt = stmt.with_for_update()
-        for row in session.scalars(stmt):
-            if (row.task_id, row.user_id) in pairs:
-                found[(row.task_id, row.user_id)] = row
+        for task_id, user_id, marks, rewarded in session.execute(stmt):
+            if (task_id, user_id) in pairs:
+                found[(task_id, user_id)] = Track(task_id, user_id, dict(marks), int(rewarded))
     return found
+
+
+def save_tracks(session: Session, tenant_id: str, tracks: Iterable[Track], now: datetime) -> None:
+    bulk_update(
+        session,
+        LoyaltyTaskProgress,
+        ["tenant_id", "task_id", "user_id"],
+        [
+            {
+                "marks": x.marks,
+                "rewarded": x.rewarded,
+                "updated_at": now,
+                "tenant_id": tenant_id,
+                "task_id": x.task_id,
+                "user_id": x.user_id,
+            }
+            for x in tracks
+            if x.changed
+        ],
+    )
 
 
 def member_progress(session: Session, tenant_id: str, user_id: str) -> list[LoyaltyTaskProgress]:
@@ -535,9 +617,9 @@ def stale_holds(session: Session, now: datetime, limit: int) -> list[tuple[str, 
 
 
 def issued_by_month(
-    session: Session, tenant_id: str, since: datetime, until: datetime
+    session: Session, tenant_id: str, since: datetime, until: datetime, tz: ZoneInfo
 ) -> list[tuple[str, int, int, int]]:
-    """(YYYY-MM of earning, points issued net of claw-backs, clawed, members who earned)."""
+    """(YYYY-MM of earning in ``tz``, points issued, points clawed back, members who earned)."""
     rows = session.execute(
         select(
             LoyaltyLot.user_id, LoyaltyLot.earned_at, LoyaltyLot.points, LoyaltyLot.clawed
@@ -549,10 +631,11 @@ def issued_by_month(
     )
     months: dict[str, tuple[int, int, set[str]]] = {}
     for user, at, points, clawed in rows:
-        key = f"{at.year:04d}-{at.month:02d}"
+        local = as_utc(at).astimezone(tz)
+        key = f"{local.year:04d}-{local.month:02d}"
         issued, back, users = months.get(key, (0, 0, set()))
         users.add(user)
-        months[key] = (issued + int(points) - int(clawed), back + int(clawed), users)
+        months[key] = (issued + int(points), back + int(clawed), users)
     return sorted((k, i, c, len(u)) for k, (i, c, u) in months.items())
 
 

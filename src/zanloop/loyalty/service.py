@@ -618,6 +618,7 @@ def _reverse(
     # Tasks: the events leave the marks; completions that no longer stand are clawed too.
     keys = {e.event_id for e in todo}
     tasks = {t.id: t for t in repository.list_tasks(session, tenant_id)}
+    task_lots: dict[str, list[str]] = defaultdict(list)
     for user_id in sorted(users):
         for row in repository.member_progress(session, tenant_id, user_id):
             if not keys & row.marks.keys() or row.task_id not in tasks:
@@ -629,6 +630,7 @@ def _reverse(
                 for lot in repository.lots_by_ref(session, tenant_id, lost):
                     if lot.user_id == user_id and lot.status != LotStatus.REVERSED.value:
                         claw.lot(lot)
+                        task_lots[user_id].append(lot.id)
                 row.rewarded = due
             row.updated_at = now
     claw.post(reason)
@@ -648,16 +650,21 @@ def _reverse(
     session.flush()
     out = []
     for e in found:
-        mine = [lot for lot in granted if lot.ref == f"event:{e.event_id}"]
+        # What the event's lots gave back, and the task rewards it took down with it (counted
+        # on the first of a member's reversed events).
+        mine = [lot.id for lot in granted if lot.ref == f"event:{e.event_id}"]
+        mine += task_lots.pop(e.user_id, []) if e in todo else []
         out.append(
             Reversal(
                 e.event_id,
-                sum(claw.clawed.get(lot.id, 0) for lot in mine),
-                claw.owed_by_lot.get(mine[0].id, 0) if mine else 0,
+                sum(claw.clawed.get(lot_id, 0) for lot_id in mine),
+                sum(claw.owed_by_lot.get(lot_id, 0) for lot_id in mine),
                 members[e.user_id].tier if e.user_id in members else "",
             )
         )
-    for e in todo:
+    for e, r in zip(found, out, strict=True):
+        if e not in todo:
+            continue
         events.publish(
             session,
             events.Event(
@@ -668,6 +675,9 @@ def _reverse(
                     "user_id": e.user_id,
                     "order_id": e.order_id,
                     "reason": reason,
+                    "points_clawed": r.clawed,
+                    "points_owed": r.owed,
+                    "tier": r.tier,
                 },
             ),
         )

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import dialect_insert, insert_unless_exists, is_postgres
+from zanloop.db import bulk_update, dialect_insert, insert_unless_exists, is_postgres
 from zanloop.kit.clock import utcnow
 from zanloop.quotas.tables import QuotaCounter
 
@@ -69,7 +68,7 @@ def lock_many(
         return {}
     now = utcnow()
     session.execute(
-        dialect_insert(session, QuotaCounter).on_conflict_do_nothing(
+        dialect_insert(session, QuotaCounter.__table__).on_conflict_do_nothing(
             index_elements=["tenant_id", "scope", "key"]
         ),
         [
@@ -99,18 +98,13 @@ def lock_many(
 
 
 def set_many(session: Session, tenant_id: str, values: dict[tuple[str, str], int]) -> None:
-    if not values:
-        return
     now = utcnow()
-    # The Core table: an executemany UPDATE of the ORM class would be a bulk update by key.
-    table = cast(Table, QuotaCounter.__table__)
-    session.execute(
-        update(table)
-        .where(
-            table.c.tenant_id == bindparam("t"),
-            table.c.scope == bindparam("s"),
-            table.c.key == bindparam("k"),
-        )
-        .values(used=bindparam("u"), updated_at=now),
-        [{"t": tenant_id, "s": s, "k": k, "u": u} for (s, k), u in sorted(values.items())],
+    bulk_update(
+        session,
+        QuotaCounter,
+        ["tenant_id", "scope", "key"],
+        [
+            {"used": u, "updated_at": now, "tenant_id": tenant_id, "scope": s, "key": k}
+            for (s, k), u in sorted(values.items())
+        ],
     )
