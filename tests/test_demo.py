@@ -1,5 +1,5 @@
-"""``zanloop demo``: the coffee shop's day, the paid-pinned-likes scenario and the coffee chain's
-campaigns, end to end."""
+"""``zanloop demo``: the coffee shop's day, the paid-pinned-likes scenario, the coffee chain's
+campaigns and the coffee club's points programme, end to end."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.console import Console
 from zanloop import demo_campaigns, demo_campaigns_report, demo_pins
 from zanloop.demo import Receiver
 from zanloop.demo_campaigns import BUYERS, DAY, GOAL, PROMPTS_A_DAY, THRESHOLD_FEN, Paid, Visit
+from zanloop.demo_loyalty import MONTH, PRICE_POINTS, REFUNDED, TODAY
 
 
 def _expected_shares(creator_contents: set[str]) -> tuple[int, int]:
@@ -146,6 +147,26 @@ def test_the_demo_runs_its_scenarios_and_their_checks_pass(tmp_path: Path) -> No
     assert "prompt REVOKED; rewards 1 REVERSED; coupons none" in out
     assert re.search(
         r"campaign check: no prompt below 50 CNY OK; .*webhook signatures OK", out, re.S
+    )
+
+    # the coffee club's month of points: what the scripted events imply, read back from the API
+    # (beyond the events' own points: the invited friend's 20, the streak's 200, the 500 of the
+    # achievement the refunded payment completed)
+    issued = sum(a.expect for a in MONTH) + sum(p.expect for p in TODAY) + 20 + 200 + 500
+    clawed = next(p.expect for p in TODAY if p.member == REFUNDED) + 500
+    expired = sum(a.expect for a in MONTH if not a.till and a.days_ago >= 33)
+    assert (issued, clawed, expired) == (3603, 1376, 42)
+    row("points issued", f"{issued:,}")
+    row("clawed back by refunds", f"{clawed:,}")
+    row("expired (breakage)", f"{expired} ({expired / (issued - clawed) * 100:.1f} %)")
+    row("redeemed", str(PRICE_POINTS))
+    row("liability (1 point = 1 fen)", _cny(issued - clawed - expired - PRICE_POINTS))
+    assert re.search(r"│ jun\s+│ \d\d-\d\d │ normal │ silver │ earned │\s+1,231 │", out)
+    assert "notice (webhook loyalty.points.expiring): jun, 183 points expire" in out
+    assert re.search(r"│ after\s+│\s+255 │\s+0 │ normal │\s+297 │\s+0 │", out)
+    flat = " ".join(out.split())
+    assert re.search(
+        r"loyalty check: every event earned what the rules say OK; .* signatures valid OK", flat
     )
     assert "FAILED" not in out
 

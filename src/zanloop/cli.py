@@ -211,9 +211,9 @@ def demo(
     orders: Annotated[int, typer.Option(help="Payment orders to drive through the API")] = 40,
     url: Annotated[str | None, typer.Option(help="A running zanloop; default: start one")] = None,
 ) -> None:
-    """Run a coffee shop's day, a platform's paid pinned likes and a coffee chain's
-    pay-then-like campaign through the real HTTP API and sandbox, and check what the API
-    reports."""
+    """Run a coffee shop's day, a platform's paid pinned likes, a coffee chain's
+    pay-then-like campaign and a month of its points programme through the real HTTP API and
+    sandbox, and check what the API reports."""
     from zanloop.demo import run
 
     run(orders=orders, url=url)

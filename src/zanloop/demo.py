@@ -6,7 +6,9 @@ refunds a few, waits for the sandbox's signed notifications to settle everything
 what the ledger and the webhook log say. Every figure it prints is read back from the API.
 Then ``demo_pins`` runs the paid-pinned-likes scenario on a platform tenant of its own, and
 ``demo_campaigns`` a coffee chain's campaigns (pay 50 CNY → like → 5 CNY coupon; 5 likes → free
-coffee) on a merchant tenant of its own. The command exits non-zero if any check fails.
+coffee) on a merchant tenant of its own, and ``demo_loyalty`` a month of a coffee club's points
+programme (earning, a tier upgrade, a streak, expiry, a redemption, a refund's claw-back) on
+another. The command exits non-zero if any check fails.
 """
 
 from __future__ import annotations
@@ -123,13 +125,16 @@ def run(
     seed: int = 7,
     pins: bool = True,
     campaigns: bool = True,
+    loyalty: bool = True,
 ) -> dict[str, int]:
-    """The coffee shop's day, then (with ``pins``) the pinned-likes scenario of ``demo_pins``
-    and (with ``campaigns``) the merchant-campaign scenario of ``demo_campaigns``.
+    """The coffee shop's day, then (with ``pins``) the pinned-likes scenario of ``demo_pins``,
+    (with ``campaigns``) the merchant-campaign scenario of ``demo_campaigns`` and (with
+    ``loyalty``) the points-programme month of ``demo_loyalty``.
 
     Raises ``SystemExit(1)`` after printing if a check fails, so ``zanloop demo`` exits non-zero.
     """
-    from zanloop.demo_campaigns import run_campaigns  # both build on this module's receiver
+    from zanloop.demo_campaigns import run_campaigns  # they build on this module's receiver
+    from zanloop.demo_loyalty import run_loyalty
     from zanloop.demo_pins import run_pins
 
     configure_logging("WARNING", json=False)
@@ -161,6 +166,8 @@ def run(
         ok = run_pins(base, console) and ok
     if campaigns:
         ok = run_campaigns(base, console) and ok
+    if loyalty:
+        ok = run_loyalty(base, console) and ok
     if not ok:
         raise SystemExit(1)
     return summary

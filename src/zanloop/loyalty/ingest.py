@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from zanloop import events
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.kit.money import Asset
@@ -211,7 +212,7 @@ class _Writes:
 def ingest(
     session: Session,
     programme: LoyaltyProgramme,
-    events: Sequence[Incoming],
+    incoming: Sequence[Incoming],
     now: datetime | None = None,
 ) -> Result:
     now = now or utcnow()
@@ -222,7 +223,7 @@ def ingest(
 
     # Receipt scans are one-time: the code, not the sender's id, names the event.
     keyed: list[tuple[str, Incoming, str | None]] = []
-    for e in events:
+    for e in incoming:
         key, refusal = e.event_id, None
         if e.type == domain.RECEIPT_TRIGGER:
             receipt = domain.read_receipt(program.secret, e.code or "")
@@ -631,6 +632,13 @@ def _write(
         )[0]
     if requests:
         ledger.post_many(session, tenant_id, requests)
+    for user_id, points in sorted(writes.lapsed.items()):
+        events.publish(
+            session,
+            events.Event(
+                "loyalty.points.expired", tenant_id, {"user_id": user_id, "points": points}
+            ),
+        )
     repository.insert_events(session, writes.events)
     repository.insert_lots(session, writes.lots)
     repository.add_tier_changes(session, writes.tier_changes)
