@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from zanloop import events
+from zanloop.db import is_postgres
 from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.kit.money import Asset
@@ -441,23 +442,30 @@ def _members(
     session: Session, tenant_id: str, settings: Settings, users: set[str], now: datetime
 ) -> dict[str, _Member]:
     first = settings.first_tier
-    repository.ensure_members(
-        session,
-        [
-            {
-                "tenant_id": tenant_id,
-                "user_id": u,
-                "tier": first,
-                "base_tier": first,
-                "birthday": None,
-                "owed_points": 0,
-                "tier_changed_at": now,
-                "created_at": now,
-            }
-            for u in sorted(users)
-        ],
-    )
-    rows = repository.member_states(session, tenant_id, users)
+    postgres = is_postgres(session)
+    # SQLite has one writer at a time: read the members, open only the new ones. PostgreSQL:
+    # open all if missing, then lock all in one ordered pass (see quotas.repository.lock_many).
+    rows = {} if postgres else repository.member_states(session, tenant_id, users)
+    missing = sorted(users - rows.keys())
+    if missing:
+        repository.ensure_members(
+            session,
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "user_id": u,
+                    "tier": first,
+                    "base_tier": first,
+                    "birthday": None,
+                    "owed_points": 0,
+                    "tier_changed_at": now,
+                    "created_at": now,
+                }
+                for u in missing
+            ],
+        )
+    if postgres or missing:
+        rows.update(repository.member_states(session, tenant_id, users if postgres else missing))
     since = now - timedelta(days=settings.tier_window_days)
     qualifying = (
         repository.qualifying_points(session, tenant_id, users, since)

@@ -496,18 +496,32 @@ class Track:
 def task_tracks(
     session: Session, tenant_id: str, pairs: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], Track]:
-    """Progress of (task id, user id) pairs, locked, opening the missing ones."""
+    """Progress of (task id, user id) pairs, locked, opening the missing ones (in the order
+    ``quotas.repository.lock_many`` explains)."""
     if not pairs:
         return {}
-    session.execute(
-        dialect_insert(session, LoyaltyTaskProgress.__table__).on_conflict_do_nothing(
-            index_elements=["tenant_id", "task_id", "user_id"]
-        ),
-        [
-            {"tenant_id": tenant_id, "task_id": t, "user_id": u, "marks": {}, "rewarded": 0}
-            for t, u in sorted(pairs)
-        ],
-    )
+    postgres = is_postgres(session)
+    found = {} if postgres else _tracks(session, tenant_id, pairs, lock=False)
+    missing = sorted(set(pairs) - found.keys())
+    if missing:
+        session.execute(
+            dialect_insert(session, LoyaltyTaskProgress.__table__).on_conflict_do_nothing(
+                index_elements=["tenant_id", "task_id", "user_id"]
+            ),
+            [
+                {"tenant_id": tenant_id, "task_id": t, "user_id": u, "marks": {}, "rewarded": 0}
+                for t, u in missing
+            ],
+        )
+        found.update(((t, u), Track(t, u, {}, 0)) for t, u in missing)
+    if postgres:
+        found = _tracks(session, tenant_id, pairs, lock=True)
+    return found
+
+
+def _tracks(
+    session: Session, tenant_id: str, pairs: Collection[tuple[str, str]], *, lock: bool
+) -> dict[tuple[str, str], Track]:
     p = LoyaltyTaskProgress
     found: dict[tuple[str, str], Track] = {}
     for chunk in _chunks(sorted({u for _, u in pairs})):
@@ -516,7 +530,7 @@ def task_tracks(
             .where(p.tenant_id == tenant_id, p.user_id.in_(chunk))
             .order_by(p.task_id, p.user_id)
         )
-        if is_postgres(session):
+        if lock:
             stmt = stmt.with_for_update()
         for task_id, user_id, marks, rewarded in session.execute(stmt):
             if (task_id, user_id) in pairs:

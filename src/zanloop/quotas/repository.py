@@ -62,20 +62,37 @@ def lock_many(
     session: Session, tenant_id: str, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     """Counters of many (scope, key) pairs, opened at 0 where missing and locked in key order
-    on PostgreSQL, for a batch that checks and counts in memory and then ``set_many``."""
+    on PostgreSQL, for a batch that checks and counts in memory and then ``set_many``.
+
+    PostgreSQL: every row is inserted-if-missing first, then all are locked in one ordered
+    pass, so two batches never hold locks out of order. SQLite has one writer at a time: the
+    existing rows are read and only the missing ones inserted."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    now = utcnow()
-    session.execute(
-        dialect_insert(session, QuotaCounter.__table__).on_conflict_do_nothing(
-            index_elements=["tenant_id", "scope", "key"]
-        ),
-        [
-            {"tenant_id": tenant_id, "scope": s, "key": k, "used": 0, "updated_at": now}
-            for s, k in wanted
-        ],
-    )
+    postgres = is_postgres(session)
+    found = {} if postgres else _counts(session, tenant_id, wanted, lock=False)
+    missing = [pair for pair in wanted if pair not in found]
+    if missing:
+        now = utcnow()
+        session.execute(
+            dialect_insert(session, QuotaCounter.__table__).on_conflict_do_nothing(
+                index_elements=["tenant_id", "scope", "key"]
+            ),
+            [
+                {"tenant_id": tenant_id, "scope": s, "key": k, "used": 0, "updated_at": now}
+                for s, k in missing
+            ],
+        )
+        found.update((pair, 0) for pair in missing)
+    if postgres:
+        found = _counts(session, tenant_id, wanted, lock=True)
+    return found
+
+
+def _counts(
+    session: Session, tenant_id: str, wanted: list[tuple[str, str]], *, lock: bool
+) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     by_scope: dict[str, list[str]] = {}
     for scope, key in wanted:
@@ -91,7 +108,7 @@ def lock_many(
                 )
                 .order_by(QuotaCounter.key)
             )
-            if is_postgres(session):
+            if lock:
                 stmt = stmt.with_for_update()
             found.update(((scope, k), int(u)) for k, u in session.execute(stmt))
     return found
