@@ -249,6 +249,7 @@ def cancel_redemption(
         return redemption
     if redemption.status != RedemptionStatus.HELD.value:
         raise InvalidState(f"redemption {redemption_id} is {redemption.status}")
+    repository.lock_members(session, tenant_id, [redemption.user_id])
     ledger.void_hold(session, tenant_id, _hold_id(redemption.id))
     for lot in repository.lots_by_id(session, tenant_id, redemption.allocations.keys()):
         lot.remaining += int(redemption.allocations[lot.id])

@@ -347,6 +347,8 @@ def lots_by_ref(session: Session, tenant_id: str, refs: Collection[str]) -> list
                 select(LoyaltyLot)
                 .where(LoyaltyLot.tenant_id == tenant_id, LoyaltyLot.ref.in_(chunk))
                 .order_by(LoyaltyLot.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         )
     return found
@@ -355,12 +357,16 @@ def lots_by_ref(session: Session, tenant_id: str, refs: Collection[str]) -> list
 def spendable_lots(session: Session, tenant_id: str, user_id: str) -> list[LoyaltyLot]:
     return list(
         session.scalars(
-            select(LoyaltyLot).where(
+            select(LoyaltyLot)
+            .where(
                 LoyaltyLot.tenant_id == tenant_id,
                 LoyaltyLot.user_id == user_id,
                 LoyaltyLot.status == LotStatus.AVAILABLE.value,
                 LoyaltyLot.remaining > 0,
             )
+            .order_by(LoyaltyLot.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     )
 
@@ -368,9 +374,11 @@ def spendable_lots(session: Session, tenant_id: str, user_id: str) -> list[Loyal
 def lots_by_id(session: Session, tenant_id: str, lot_ids: Collection[str]) -> list[LoyaltyLot]:
     return list(
         session.scalars(
-            select(LoyaltyLot).where(
-                LoyaltyLot.tenant_id == tenant_id, LoyaltyLot.id.in_(sorted(lot_ids))
-            )
+            select(LoyaltyLot)
+            .where(LoyaltyLot.tenant_id == tenant_id, LoyaltyLot.id.in_(sorted(lot_ids)))
+            .order_by(LoyaltyLot.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     )
 

@@ -597,6 +597,10 @@ def _reverse(
     if not todo:
         return [Reversal(e.event_id, 0, 0, "") for e in found]
     conf = settings(session, tenant_id)
+    # Members before their lots, as redemptions and ingest lock them: one lock order.
+    members = {
+        m.user_id: m for m in repository.lock_members(session, tenant_id, {e.user_id for e in todo})
+    }
     refs = [r for e in todo for r in (f"event:{e.event_id}", f"event:{e.event_id}:counterparty")]
     granted = [
         lot
@@ -604,7 +608,11 @@ def _reverse(
         if lot.status != LotStatus.REVERSED.value
     ]
     users = {e.user_id for e in todo} | {lot.user_id for lot in granted}
-    members = {m.user_id: m for m in repository.lock_members(session, tenant_id, users)}
+    if users - members.keys():  # an invitation's other side
+        members.update(
+            (m.user_id, m)
+            for m in repository.lock_members(session, tenant_id, users - members.keys())
+        )
     for e in todo:
         e.status, e.reversed_at = EventStatus.REVERSED.value, now
     claw = _Claw(session, tenant_id, members)
