@@ -33,6 +33,8 @@ RECEIPT_TRIGGER = "receipt.scanned"
 # A refund reported as an event (at the till): it reverses what its order earned.
 REFUND_TRIGGER = "payment.refunded"
 ISSUER = "loyalty:issued"
+# Lots of points a cancelled redemption gave back (not issuance: economics leaves them out).
+RETURNED_PREFIX = "returned:"
 EXPIRED = "loyalty:expired"
 CLAWED = "loyalty:clawed"
 REDEEMED = "loyalty:redeemed"

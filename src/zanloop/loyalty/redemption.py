@@ -243,16 +243,24 @@ def cancel_redemption(
     status: RedemptionStatus = RedemptionStatus.CANCELLED,
 ) -> Redemption:
     """Release the hold: the points go back to the lots they came from (a lot that expired
-    meanwhile expires them on the next run), and the item's stock and limit are given back."""
+    meanwhile expires them on the next run; one reversed meanwhile: ``service.put_back``), and
+    the item's stock and limit are given back."""
     redemption = get_redemption(session, tenant_id, redemption_id, lock=True)
     if redemption.status in (RedemptionStatus.CANCELLED.value, RedemptionStatus.EXPIRED.value):
         return redemption
     if redemption.status != RedemptionStatus.HELD.value:
         raise InvalidState(f"redemption {redemption_id} is {redemption.status}")
-    repository.lock_members(session, tenant_id, [redemption.user_id])
+    member = repository.lock_members(session, tenant_id, [redemption.user_id])[0]
     ledger.void_hold(session, tenant_id, _hold_id(redemption.id))
     for lot in repository.lots_by_id(session, tenant_id, redemption.allocations.keys()):
-        lot.remaining += int(redemption.allocations[lot.id])
+        service.put_back(
+            session,
+            tenant_id,
+            member,
+            lot,
+            int(redemption.allocations[lot.id]),
+            _hold_id(redemption.id),
+        )
     quotas.give_back(
         session, tenant_id, [Taken.from_json(t) for t in redemption.detail.get("taken", [])]
     )

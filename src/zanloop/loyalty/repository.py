@@ -17,6 +17,7 @@ from zanloop.kit.clock import as_utc
 from zanloop.loyalty.domain import (
     PAYMENT_TRIGGER,
     REFUND_TRIGGER,
+    RETURNED_PREFIX,
     EventStatus,
     LotStatus,
     RedemptionStatus,
@@ -199,6 +200,28 @@ def save_member_states(session: Session, tenant_id: str, states: Iterable[Member
             if m.changed
         ],
     )
+
+
+def owing_members(
+    session: Session, tenant_id: str, user_ids: Collection[str]
+) -> list[LoyaltyMember]:
+    """Members among ``user_ids`` who owe points, locked; on PostgreSQL one busy elsewhere is
+    skipped (a job runs after lots it has locked, and must not wait for a member)."""
+    found: list[LoyaltyMember] = []
+    for chunk in _chunks(sorted(user_ids)):
+        stmt = (
+            select(LoyaltyMember)
+            .where(
+                LoyaltyMember.tenant_id == tenant_id,
+                LoyaltyMember.user_id.in_(chunk),
+                LoyaltyMember.owed_points > 0,
+            )
+            .order_by(LoyaltyMember.user_id)
+        )
+        if is_postgres(session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        found.extend(session.scalars(stmt))
+    return found
 
 
 def get_member(session: Session, tenant_id: str, user_id: str) -> LoyaltyMember | None:
@@ -663,9 +686,11 @@ def issued_by_month(
 
 def lot_totals(session: Session, tenant_id: str) -> dict[str, int]:
     """Points over all lots: issued, clawed, expired, and what remains, pending or available."""
-    issued, clawed, expired = session.execute(
+    returned = LoyaltyLot.ref.startswith(RETURNED_PREFIX)
+    issued, back, clawed, expired = session.execute(
         select(
-            func.coalesce(func.sum(LoyaltyLot.points), 0),
+            func.coalesce(func.sum(LoyaltyLot.points).filter(~returned), 0),
+            func.coalesce(func.sum(LoyaltyLot.points).filter(returned), 0),
             func.coalesce(func.sum(LoyaltyLot.clawed), 0),
             func.coalesce(func.sum(LoyaltyLot.expired), 0),
         ).where(LoyaltyLot.tenant_id == tenant_id)
@@ -688,7 +713,9 @@ def lot_totals(session: Session, tenant_id: str) -> dict[str, int]:
         )
     )
     return {
+        # Returned points were issued once already, as the lot they came back from.
         "issued": int(issued),
+        "returned": int(back),
         "clawed": int(clawed),
         "expired": int(expired),
         "pending": int(by_status.get(LotStatus.PENDING.value, 0)),

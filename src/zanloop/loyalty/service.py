@@ -25,6 +25,7 @@ from zanloop.loyalty import domain, ingest, postings, repository
 from zanloop.loyalty.domain import (
     CLAWED,
     EXPIRED,
+    RETURNED_PREFIX,
     EventStatus,
     LotStatus,
     RuleStatus,
@@ -562,6 +563,55 @@ def claw_back(session: Session, tenant_id: str, ref: str, reason: str) -> tuple[
     return sum(claw.clawed.values()), sum(claw.owed_by_lot.values())
 
 
+def put_back(
+    session: Session,
+    tenant_id: str,
+    member: LoyaltyMember,
+    lot: LoyaltyLot,
+    points: int,
+    hold_id: str,
+) -> None:
+    """Points a cancelled redemption returns to the lot they were held from. A lot reversed
+    meanwhile (its payment was refunded) cannot take them back: they pay off what the member
+    came to owe, and any rest is a lot of its own with the old lot's expiry."""
+    if lot.status != LotStatus.REVERSED.value:
+        lot.remaining += points
+        return
+    settle = min(member.owed_points, points)
+    if settle:
+        member.owed_points -= settle
+        lot.clawed += settle
+        requests, _ = postings.from_counter(
+            "settle",
+            CLAWED,
+            {available_owner(member.user_id): -settle},
+            "owed points paid off",
+            overdraft=False,
+        )
+        ledger.post_many(session, tenant_id, requests)
+    rest = points - settle
+    if rest:
+        repository.add(
+            session,
+            LoyaltyLot(
+                id=new_id("lot"),
+                tenant_id=tenant_id,
+                user_id=member.user_id,
+                ref=f"{RETURNED_PREFIX}{hold_id}:{lot.id}",
+                status=LotStatus.AVAILABLE.value,
+                points=rest,
+                remaining=rest,
+                expired=0,
+                clawed=0,
+                detail={"returned_from": lot.id},
+                earned_at=lot.earned_at,
+                available_at=lot.available_at,
+                expires_at=lot.expires_at,
+                transfer_id=hold_id,
+            ),
+        )
+
+
 # Reversal (claw-back) ------------------------------------------------------------------------
 
 
@@ -803,9 +853,26 @@ def mature_due(session: Session, now: datetime | None = None, limit: int = 2000)
         by_tenant[lot.tenant_id].append(lot)
     for tenant_id, lots_ in by_tenant.items():
         moves = [(pending_owner(x.user_id), available_owner(x.user_id), x.remaining) for x in lots_]
+        owing = {
+            m.user_id: m
+            for m in repository.owing_members(session, tenant_id, {x.user_id for x in lots_})
+        }
+        settled: dict[str, int] = defaultdict(int)
         for lot in lots_:
             lot.status = LotStatus.AVAILABLE.value
+            member = owing.get(lot.user_id)
+            if member is not None and member.owed_points:
+                # What a member owes is paid off from points as they become available.
+                settle = min(member.owed_points, lot.remaining)
+                member.owed_points -= settle
+                lot.remaining -= settle
+                lot.clawed += settle
+                settled[available_owner(lot.user_id)] -= settle
         requests = postings.pairs("mature", moves, "pending points became available")
+        if settled:
+            requests += postings.from_counter(
+                "settle", CLAWED, settled, "owed points paid off", overdraft=False
+            )[0]
         if requests:
             ledger.post_many(session, tenant_id, requests)
     session.flush()
