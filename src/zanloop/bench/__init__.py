@@ -7,12 +7,15 @@ and (c) the same postings on PostgreSQL. ``notify``, ``ledger`` and ``postgres``
 ``pins`` reads the pinned list over HTTP with 1,000,000 pins in the database and times pin
 purchases settled by their verified payment notifications. ``rules`` evaluates events against
 500 campaigns with the rules engine, beside rule libraries from PyPI on the same rules.
+``loyalty`` ingests member events in batches (events -> rules -> lots -> ledger) on SQLite and
+PostgreSQL, each beside the raw insert ceiling for the same rows, and reads balances over HTTP.
 Every run checks its own results and fails (exit status 1) if they are wrong.
 """
 
 from __future__ import annotations
 
 from zanloop.bench.core import run_core
+from zanloop.bench.loyalty import run_loyalty
 from zanloop.bench.pins import run_pins
 from zanloop.bench.report import Report
 from zanloop.bench.risk import run_risk
@@ -27,6 +30,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "risk": ("risk",),
     "pins": ("pins",),
     "rules": ("rules",),
+    "loyalty": ("loyalty",),
 }
 
 
@@ -44,6 +48,8 @@ def run(what: str = "core", *, quick: bool = False) -> Report:
         return run_pins(quick=quick)
     if what == "rules":
         return run_rules(quick=quick)
+    if what == "loyalty":
+        return run_loyalty(quick=quick)
     return run_core(what, BENCHES[what], quick=quick)
 
 
