@@ -19,6 +19,7 @@ from zanloop.jobs import service as jobs
 from zanloop.jobs import worker
 from zanloop.ledger.endpoints import router as ledger_router
 from zanloop.loyalty.endpoints import router as loyalty_router
+from zanloop.loyalty.fastpath import BalanceFastPath
 from zanloop.ops.endpoints import router as ops_router
 from zanloop.ops.middleware import RequestContext
 from zanloop.payments.endpoints import router as payments_router
@@ -109,6 +110,7 @@ def create_app(
     problems.install(app)
     # Inner first: the pinned-list fast path answers inside RequestContext's log and metrics.
     app.add_middleware(PinnedListFastPath)
+    app.add_middleware(BalanceFastPath)
     app.add_middleware(RequestContext)
     for router in (
         ops_router,

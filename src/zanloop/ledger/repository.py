@@ -485,7 +485,15 @@ def expired_holds(session: Session, now: datetime, limit: int) -> list[tuple[str
 def account_balances(
     session: Session, tenant_id: str, asset: str, owners: Collection[str]
 ) -> dict[str, tuple[int, int, int]]:
-    """(balance, pending_out, pending_in) of each existing account among ``owners``."""
+    """(balance, pending_out, pending_in) of each existing account among ``owners``. On
+    PostgreSQL one ``= ANY(array)`` query: a long ``IN`` list is planned far more slowly."""
+    if is_postgres(session):
+        listed = session.connection().exec_driver_sql(
+            "SELECT owner, balance, pending_out, pending_in FROM ledger_accounts"
+            " WHERE tenant_id = %s AND asset = %s AND owner = ANY(%b::varchar[])",
+            (tenant_id, asset, sorted(owners)),
+        )
+        return {o: (int(b), int(po), int(pi)) for o, b, po, pi in listed}
     found: dict[str, tuple[int, int, int]] = {}
     for chunk in _chunks(sorted(owners)):
         rows = session.execute(

@@ -240,13 +240,18 @@ def ingest(
     seen = repository.existing_events(session, tenant_id, {k for k, _, _ in keyed})
     outcomes: dict[int, Outcome] = {}
     fresh: list[tuple[int, str, Incoming, str | None]] = []
-    batch_keys: set[str] = set()
+    # Each key's first place in the batch: a second copy answers as the first does.
+    batch_keys: dict[str, int] = {}
+    copies: list[tuple[int, int]] = []
     for index, (key, e, refusal) in enumerate(keyed):
         stored = seen.get(key)
-        if stored is not None or key in batch_keys:
-            outcomes[index] = _replayed(e, stored, key in batch_keys)
+        if stored is not None:
+            outcomes[index] = _replayed(e, stored)
             continue
-        batch_keys.add(key)
+        if key in batch_keys:
+            copies.append((index, batch_keys[key]))
+            continue
+        batch_keys[key] = index
         if refusal is None:
             refusal = _too_old_or_new(e, settings, now)
         fresh.append((index, key, e, refusal))
@@ -372,6 +377,19 @@ def ingest(
         outcomes[index] = Outcome(e.event_id, "applied", points, pending, tier=member.row.tier)
 
     _write(session, tenant_id, writes, members, progress, tally, now)
+    for index, first in copies:
+        answer = outcomes[first]
+        outcomes[index] = (
+            answer
+            if answer.status == "rejected"
+            else Outcome(
+                keyed[index][1].event_id,
+                "duplicate",
+                answer.points,
+                answer.pending,
+                tier=answer.tier,
+            )
+        )
     tiers = {u: m.row.tier for u, m in members.items()}
     others = {e.user_id for _, e, _ in keyed} - tiers.keys()
     if others:  # members whose events were all replays: their balance is still the answer
@@ -425,9 +443,7 @@ def _too_old_or_new(e: Incoming, settings: Settings, now: datetime) -> str | Non
     return None
 
 
-def _replayed(e: Incoming, stored: Any, in_batch: bool) -> Outcome:
-    if stored is None:
-        return Outcome(e.event_id, "duplicate", reason="sent twice in this batch")
+def _replayed(e: Incoming, stored: Any) -> Outcome:
     if e.type == domain.RECEIPT_TRIGGER and stored.user_id != e.user_id:
         return Outcome(e.event_id, "rejected", reason="the receipt code was already used")
     return Outcome(
