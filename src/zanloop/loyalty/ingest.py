@@ -387,6 +387,7 @@ def ingest(
                 "duplicate",
                 answer.points,
                 answer.pending,
+                reason="sent twice in this batch",
                 tier=answer.tier,
             )
         )
