@@ -334,15 +334,34 @@ def task_mark(
     return local_date(at, tz).isoformat()
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def mark_value(mark: str) -> str:
-    """A mark is its value (a day, an action), with "@<epoch>" when its event's points are
-    pending until then: a task completed on it is pending as long."""
+    """A mark is its value (a day, an action), with "@<microseconds since the epoch>" when its
+    event's points are pending until then."""
     return mark.split("@", 1)[0]
 
 
-def pending_until(marks: Iterable[str]) -> int:
-    """The latest time (epoch seconds) a mark's event is pending until; 0 if none is."""
-    return max((int(m.split("@", 1)[1]) for m in marks if "@" in m), default=0)
+def held_mark(value: str, until: datetime) -> str:
+    return f"{value}@{(until - EPOCH) // timedelta(microseconds=1)}"
+
+
+def settled_at(task: StreakTask | AchievementTask | CountTask, marks: Iterable[str]) -> datetime:
+    """When a completion resting on ``marks`` can no longer be undone by a refund inside a
+    window: once every action (or day) it needs has an event whose refund window has closed,
+    or for a count task, ``goal`` events have."""
+    when: dict[str, list[int]] = {}
+    for mark in marks:
+        value, _, micros = mark.partition("@")
+        when.setdefault(value, []).append(int(micros) if micros else 0)
+    if isinstance(task, CountTask):
+        times = sorted(t for ts in when.values() for t in ts)
+        latest = times[task.goal - 1] if len(times) >= task.goal else (times[-1] if times else 0)
+    else:
+        wanted = task.actions if isinstance(task, AchievementTask) else list(when)
+        latest = max((min(when[v]) for v in wanted if v in when), default=0)
+    return EPOCH + timedelta(microseconds=latest)
 
 
 def enough_marks(

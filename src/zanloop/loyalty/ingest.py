@@ -16,7 +16,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -40,7 +40,7 @@ from zanloop.loyalty.domain import (
 from zanloop.loyalty.tables import LoyaltyProgramme
 from zanloop.quotas.service import Ask, Tally
 from zanloop.rules.compiler import RuleSet
-from zanloop.rules.domain import Facts, Rule, RuleDocument
+from zanloop.rules.domain import Facts, Rule, RuleDocument, local_day
 
 # Clocks differ: an event may claim to be this far in the future.
 FUTURE_SLACK = timedelta(minutes=5)
@@ -169,10 +169,13 @@ def _limited(rule: Rule) -> bool:
     )
 
 
-def _asks(rule: Rule, user_id: str, day: str, points: int, value_fen: Decimal) -> list[Ask]:
+def _asks(rule: Rule, user_id: str, at: datetime, points: int, value_fen: Decimal) -> list[Ask]:
+    """The limits an event at ``at`` takes of ``rule``: a day is a local day in the rule's own
+    time zone."""
     doc = rule.document
     asks: list[Ask] = []
     if doc.caps.per_user_per_day is not None:
+        day = local_day(at, doc.timezone)
         asks.append(Ask("loyalty.day", f"{rule.key}:{user_id}:{day}", 1, doc.caps.per_user_per_day))
     if doc.caps.per_user_total is not None:
         asks.append(Ask("loyalty.user", f"{rule.key}:{user_id}", 1, doc.caps.per_user_total))
@@ -184,8 +187,8 @@ def _asks(rule: Rule, user_id: str, day: str, points: int, value_fen: Decimal) -
     return asks
 
 
-def _counter_keys(rule: Rule, user_id: str, day: str) -> list[tuple[str, str]]:
-    return [(a.scope, a.key) for a in _asks(rule, user_id, day, 0, Decimal(0))]
+def _counter_keys(rule: Rule, user_id: str, at: datetime) -> list[tuple[str, str]]:
+    return [(a.scope, a.key) for a in _asks(rule, user_id, at, 0, Decimal(0))]
 
 
 # The batch -----------------------------------------------------------------------------------
@@ -266,10 +269,9 @@ def ingest(
     keys: list[tuple[str, str]] = []
     for _, _, e, refusal in fresh:
         if refusal is None:
-            day = domain.local_date(e.occurred_at, tz).isoformat()
             for rule in program.rules.of_trigger(e.type):
                 if rule.key in program.limited:
-                    keys.extend(_counter_keys(rule, e.user_id, day))
+                    keys.extend(_counter_keys(rule, e.user_id, e.occurred_at))
     tally = Tally(session, tenant_id, keys)
     pairs = {
         (t.id, e.user_id)
@@ -306,7 +308,6 @@ def ingest(
             continue
         member = members[e.user_id]
         local = domain.local_date(e.occurred_at, tz)
-        day = local.isoformat()
         facts = Facts(
             e.type,
             e.occurred_at,
@@ -318,13 +319,13 @@ def ingest(
             value=e.value,
         )
         granted, extras, other = _earn(
-            program, tally, facts, e.user_id, day, settings.multiplier(member.row.tier)
+            program, tally, facts, e.user_id, settings.multiplier(member.row.tier)
         )
         taken = [
             tally.take(a)
             for rule, points in (*granted.items(), *extras.items())
             if rule in program.limited
-            for a in _asks(program.rules.by_key(rule), e.user_id, day, points, value_fen)
+            for a in _asks(program.rules.by_key(rule), e.user_id, e.occurred_at, points, value_fen)
         ]
         points = sum(granted.values())
         pending = bool(e.order_id) and e.occurred_at + window > now
@@ -392,7 +393,8 @@ def ingest(
             )
         )
     tiers = {u: m.row.tier for u, m in members.items()}
-    others = {e.user_id for _, e, _ in keyed} - tiers.keys()
+    named = {e.user_id for _, e, _ in keyed} | {e.counterparty_id for _, e, _ in keyed}
+    others = {u for u in named if u is not None} - tiers.keys()
     if others:  # members whose events were all replays: their balance is still the answer
         tiers.update(
             (u, m.tier) for u, m in repository.member_states(session, tenant_id, others).items()
@@ -402,7 +404,7 @@ def ingest(
 
 
 def _earn(
-    program: Compiled, tally: Tally, facts: Facts, user_id: str, day: str, tier: Decimal
+    program: Compiled, tally: Tally, facts: Facts, user_id: str, tier: Decimal
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """What an event earns under the rules it matches whose caps are not reached: points per
     base rule, extra points per multiplier rule, and what a counterparty earns per rule."""
@@ -414,7 +416,7 @@ def _earn(
     for rule in program.rules.match(facts):
         key = rule.key
         if key in program.limited and not all(
-            tally.fits(a) for a in _asks(rule, user_id, day, 0, value_fen)
+            tally.fits(a) for a in _asks(rule, user_id, facts.at, 0, value_fen)
         ):
             continue  # a cap reached (budgets are checked with the points, in price)
         matched[key] = rule
@@ -429,7 +431,7 @@ def _earn(
     def fits(rule_key: str, points: int) -> bool:
         if rule_key not in program.limited:
             return True
-        asks = _asks(matched[rule_key], user_id, day, points, value_fen)
+        asks = _asks(matched[rule_key], user_id, facts.at, points, value_fen)
         return all(tally.fits(a) for a in asks)
 
     granted, extras = domain.price(base, multipliers, tier, fits)
@@ -507,8 +509,9 @@ def _tasks(
     as of the event. Returns the points rewarded.
 
     A mark of an event whose points are pending (``held`` until its refund window closes)
-    carries that time, and a reward resting on it is pending as long: a refund inside the
-    window then never leaves a task's reward behind either."""
+    carries that time, and a reward is pending until every action or day it needs has an event
+    past its window (``domain.settled_at``): a refund inside a window then never leaves a
+    task's reward behind either."""
     rewarded = 0
     for task in program.tasks:
         mark = domain.task_mark(task.document, e.type, e.occurred_at, settings.zone())
@@ -520,14 +523,15 @@ def _tasks(
             # and a reversal of one of them still leaves the rest.
             continue
         if held is not None:
-            mark = f"{mark}@{int(held.timestamp())}"
+            mark = domain.held_mark(mark, held)
         track.marks = _bounded({**track.marks, key: mark})
         track.changed = True
         due = domain.completions(task.document, track.marks.values())
         while track.rewarded < due:
             track.rewarded += 1
-            until = domain.pending_until(track.marks.values())
-            available_at = max(e.occurred_at, datetime.fromtimestamp(until, UTC))
+            available_at = max(
+                e.occurred_at, domain.settled_at(task.document, track.marks.values())
+            )
             _lot(
                 writes,
                 members,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zanloop import events
@@ -124,16 +125,16 @@ def redeem(
     """Hold the points for ``quantity`` of the item (and confirm at once if asked); the same
     ``request_no`` answers with the first redemption. Returns (redemption, created)."""
     now = now or utcnow()
-    existing = repository.redemption_by_request(session, tenant_id, request_no)
+    member = service.get_member(session, tenant_id, user_id)
+    # The member first: copies of one request sent at once queue here, and the later ones
+    # find the first's redemption below.
+    repository.lock_members(session, tenant_id, [user_id])
+    existing = _replay(session, tenant_id, request_no, user_id, item_id, quantity)
     if existing is not None:
-        if (existing.user_id, existing.item_id, existing.quantity) != (user_id, item_id, quantity):
-            raise DuplicateConflict(f"request_no {request_no} was used for another redemption")
         return existing, False
     item = get_item(session, tenant_id, item_id)
     if item.status != RuleStatus.ACTIVE.value:
         raise RedemptionRefused(f"catalogue item {item_id} is paused")
-    member = service.get_member(session, tenant_id, user_id)
-    repository.lock_members(session, tenant_id, [user_id])
     # Points past their expiry are never spent, even if the expiry job has not run yet.
     service.expire_due(session, now, tenant_id=tenant_id, user_id=user_id)
     points = item.price_points * quantity
@@ -181,7 +182,14 @@ def redeem(
         expires_at=now + timedelta(minutes=conf.hold_minutes),
         created_at=now,
     )
-    repository.add(session, redemption)
+    try:
+        with session.begin_nested():
+            repository.add(session, redemption)
+    except IntegrityError:
+        # Another member's redemption took this request_no meanwhile (PostgreSQL).
+        raise DuplicateConflict(
+            f"request_no {request_no} was used for another redemption"
+        ) from None
     ledger.place_hold(
         session,
         tenant_id,
@@ -196,6 +204,19 @@ def redeem(
     if confirm:
         confirm_redemption(session, tenant_id, redemption.id)
     return redemption, True
+
+
+def _replay(
+    session: Session, tenant_id: str, request_no: str, user_id: str, item_id: str, quantity: int
+) -> Redemption | None:
+    existing = repository.redemption_by_request(session, tenant_id, request_no)
+    if existing is not None and (existing.user_id, existing.item_id, existing.quantity) != (
+        user_id,
+        item_id,
+        quantity,
+    ):
+        raise DuplicateConflict(f"request_no {request_no} was used for another redemption")
+    return existing
 
 
 def get_redemption(

@@ -3,7 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from zanloop.ledger.schemas import NO_NUL
 from zanloop.loyalty.domain import LotStatus, RedemptionStatus, RuleStatus, Settings, TaskDocument
@@ -147,6 +155,7 @@ class EventIn(_In):
     )
     order_id: str | None = Field(
         default=None,
+        validate_default=True,
         min_length=1,
         max_length=120,
         pattern=NO_NUL,
@@ -161,24 +170,38 @@ class EventIn(_In):
     )
     counterparty_id: UserRef | None = Field(
         default=None,
+        validate_default=True,
         description="The other side of the event: the friend who accepted an invitation.",
     )
     code: str | None = Field(
         default=None,
+        validate_default=True,
         min_length=8,
         max_length=300,
         description="A receipt QR code, for receipt.scanned.",
     )
 
-    @model_validator(mode="after")
-    def _complete(self) -> EventIn:
-        if self.type == "receipt.scanned" and self.code is None:
-            raise ValueError("a receipt.scanned event carries the receipt's code")
-        if self.type == "payment.refunded" and self.order_id is None:
+    # Field validators (not a model validator), so an error names the field it is about.
+    @field_validator("order_id")
+    @classmethod
+    def _refund_names_its_order(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("type") == "payment.refunded":
             raise ValueError("a payment.refunded event names the refunded order_id")
-        if self.counterparty_id is not None and self.counterparty_id == self.user_id:
+        return value
+
+    @field_validator("counterparty_id")
+    @classmethod
+    def _another_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value == info.data.get("user_id"):
             raise ValueError("counterparty_id must be another user")
-        return self
+        return value
+
+    @field_validator("code")
+    @classmethod
+    def _receipt_has_its_code(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("type") == "receipt.scanned":
+            raise ValueError("a receipt.scanned event carries the receipt's code")
+        return value
 
 
 class BatchIn(_In):

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zanloop import events
@@ -426,7 +427,15 @@ def ingest_events(
 ) -> ingest.Result:
     """Ingest a batch. A ``payment.refunded`` event (a refund at the till) reverses what its
     ``order_id`` earned, after the batch's earnings, and answers with the points taken back."""
-    result = ingest.ingest(session, programme(session, tenant_id), incoming, now)
+    row = programme(session, tenant_id)
+    try:
+        with session.begin_nested():
+            result = ingest.ingest(session, row, incoming, now)
+    except IntegrityError:
+        # PostgreSQL: a concurrent batch committed one of these event ids first (the insert
+        # waited for it). Once more, the ids it wrote are replays.
+        with session.begin_nested():
+            result = ingest.ingest(session, row, incoming, now)
     refunds = [
         (outcome, e)
         for outcome, e in zip(result.outcomes, incoming, strict=True)
@@ -436,6 +445,7 @@ def ingest_events(
         assert e.order_id is not None
         reversed_ = reverse_order(session, tenant_id, e.order_id, "payment refunded", now)
         outcome.points = -sum(r.clawed for r in reversed_)
+        outcome.tier = get_member(session, tenant_id, e.user_id).tier
     if refunds:
         tiers = {u: b.tier for u, b in result.balances.items()}
         for u in tiers:
@@ -644,8 +654,11 @@ def _reverse(
     session: Session, tenant_id: str, found: Sequence[LoyaltyEvent], reason: str, now: datetime
 ) -> list[Reversal]:
     todo = [e for e in found if e.status == EventStatus.APPLIED.value]
-    if not todo:
-        return [Reversal(e.event_id, 0, 0, "") for e in found]
+    if not todo:  # reversed already: nothing more to take back
+        return [
+            Reversal(e.event_id, 0, 0, member_tier(session, tenant_id, e.user_id) or "")
+            for e in found
+        ]
     conf = settings(session, tenant_id)
     # Members before their lots, as redemptions and ingest lock them: one lock order.
     members = {
