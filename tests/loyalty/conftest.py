@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from tests.conftest import TenantHandle
-from sqlalchemy import select
-
 from zanloop.db import Database
 from zanloop.ledger.tables import LedgerAccount
 from zanloop.loyalty import redemption, service
@@ -49,7 +48,8 @@ class Programme:
 
     def rule(self, rule: dict[str, Any], name: str = "rule", **extra: Any) -> dict[str, Any]:
         response = self.client.post(
-            "/v1/loyalty/rules", json={"name": name, "rule": rule, **extra},
+            "/v1/loyalty/rules",
+            json={"name": name, "rule": rule, **extra},
             headers=self.tenant.headers,
         )
         assert response.status_code == 201, response.text
@@ -69,7 +69,8 @@ class Programme:
             )
         else:
             response = self.client.post(
-                "/v1/loyalty/events/batch", json={"events": list(events)},
+                "/v1/loyalty/events/batch",
+                json={"events": list(events)},
                 headers=self.tenant.headers,
             )
         assert response.status_code == 200, response.text
@@ -89,22 +90,22 @@ class Programme:
 
     def lots(self, user: str, **params: Any) -> list[dict[str, Any]]:
         response = self.client.get(
-            f"/v1/loyalty/members/{user}/lots", params={"limit": 200, **params},
+            f"/v1/loyalty/members/{user}/lots",
+            params={"limit": 200, **params},
             headers=self.tenant.headers,
         )
         assert response.status_code == 200, response.text
         return list(response.json()["data"])
 
     def tasks(self, user: str) -> list[dict[str, Any]]:
-        response = self.client.get(
-            f"/v1/loyalty/members/{user}/tasks", headers=self.tenant.headers
-        )
+        response = self.client.get(f"/v1/loyalty/members/{user}/tasks", headers=self.tenant.headers)
         assert response.status_code == 200, response.text
         return list(response.json())
 
     def reverse(self, event_id: str, reason: str = "refunded at the till") -> dict[str, Any]:
         response = self.client.post(
-            f"/v1/loyalty/events/{event_id}/reverse", json={"reason": reason},
+            f"/v1/loyalty/events/{event_id}/reverse",
+            json={"reason": reason},
             headers=self.tenant.headers,
         )
         assert response.status_code == 200, response.text

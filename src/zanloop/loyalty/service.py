@@ -1152,8 +1152,10 @@ def install_defaults(
     double_points: tuple[datetime, datetime] | None = None,
 ) -> tuple[list[LoyaltyRule], list[LoyaltyTask]]:
     status = RuleStatus.ACTIVE if activate else RuleStatus.PAUSED
+    # The rules count their days (caps, birthdays) in the programme's own time zone.
+    zone = settings(session, tenant_id).timezone
     rules = [
-        create_rule(session, tenant_id, name, doc, status)
+        create_rule(session, tenant_id, name, {**doc, "timezone": zone}, status)
         for name, doc in default_rules(partner_stores, double_points)
     ]
     tasks = [create_task(session, tenant_id, name, doc, status) for name, doc in default_tasks()]
