@@ -235,14 +235,11 @@ def _bind(dialect: Dialect, table: Any, column: str) -> Any:
     return _binders[key]
 
 
-def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Insert many rows with one driver ``executemany``, each value bound as SQLAlchemy would
-    bind it (UTC datetimes, JSON). For batch paths, where the ORM's bulk insert costs more per
-    row than the database does; every row must have the first row's keys."""
-    if not rows:
-        return
-    table: Any = model.__table__
-    names = list(rows[0])
+def _params(
+    session: Session, table: Any, names: list[str], rows: list[dict[str, Any]]
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """The driver's placeholder, and each row's values of ``names`` bound as SQLAlchemy would
+    bind them (UTC datetimes, JSON)."""
     dialect = session.get_bind().dialect
     binders = [_bind(dialect, table, name) for name in names]
     values = itemgetter(*names)
@@ -252,7 +249,18 @@ def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]])
         )
         for row in rows
     ]
-    mark = "%s" if dialect.name == "postgresql" else "?"
+    return ("%s" if dialect.name == "postgresql" else "?"), params
+
+
+def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert many rows with one driver ``executemany``. For batch paths, where the ORM's bulk
+    insert costs more per row than the database does; every row must have the first row's
+    keys."""
+    if not rows:
+        return
+    table: Any = model.__table__
+    names = list(rows[0])
+    mark, params = _params(session, table, names, rows)
     session.connection().exec_driver_sql(
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})",
         params,
@@ -263,22 +271,12 @@ def bulk_update(
     session: Session, model: type[Base], keys: list[str], rows: list[dict[str, Any]]
 ) -> None:
     """``UPDATE`` many rows, each found by its ``keys`` columns, setting the row's other
-    columns, with one driver ``executemany`` (values bound as by ``bulk_insert``)."""
+    columns, with one driver ``executemany``."""
     if not rows:
         return
     table: Any = model.__table__
     sets = [name for name in rows[0] if name not in keys]
-    names = [*sets, *keys]
-    dialect = session.get_bind().dialect
-    binders = [_bind(dialect, table, name) for name in names]
-    values = itemgetter(*names)
-    params = [
-        tuple(
-            v if b is None or v is None else b(v) for v, b in zip(values(row), binders, strict=True)
-        )
-        for row in rows
-    ]
-    mark = "%s" if dialect.name == "postgresql" else "?"
+    mark, params = _params(session, table, [*sets, *keys], rows)
     session.connection().exec_driver_sql(
         f"UPDATE {table.name} SET {', '.join(f'{n} = {mark}' for n in sets)}"
         f" WHERE {' AND '.join(f'{n} = {mark}' for n in keys)}",

@@ -989,134 +989,70 @@ def evaluate_tiers(
 # Defaults ------------------------------------------------------------------------------------
 
 
+def _rule(
+    trigger: str,
+    effect: dict[str, Any],
+    conditions: Sequence[dict[str, Any]] = (),
+    per_day: int | None = None,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {"trigger": trigger, "effects": [effect]}
+    if conditions:
+        document["conditions"] = list(conditions)
+    if per_day is not None:
+        document["caps"] = {"per_user_per_day": per_day}
+    return document
+
+
 def default_rules(
-    partner_stores: Iterable[str] = (), double_points: tuple[datetime, datetime] | None = None
+    partner_stores: Iterable[str] = (),
+    double_points: tuple[datetime, datetime] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The seed article's programme (L1), as rules: name and document."""
-    pay = "payment.succeeded"
+    pay = domain.PAYMENT_TRIGGER
+    per_yuan = {"type": "earn_per_yuan", "points_per_yuan": "1"}
+    double = {"type": "multiply_points", "factor": "2"}
+
+    def points(n: int) -> dict[str, Any]:
+        return {"type": "grant_points", "points": n}
+
     rules: list[tuple[str, dict[str, Any]]] = [
-        (
-            "1 point a yuan",
-            {"trigger": pay, "effects": [{"type": "earn_per_yuan", "points_per_yuan": "1"}]},
-        ),
+        ("1 point a yuan", _rule(pay, per_yuan)),
         (
             "+50 for a payment of 100 CNY or more",
-            {
-                "trigger": pay,
-                "conditions": [{"type": "amount_gte", "fen": 10000}],
-                "effects": [{"type": "grant_points", "points": 50}],
-            },
+            _rule(pay, points(50), [{"type": "amount_gte", "fen": 10000}]),
         ),
-        (
-            "Birthday: double points",
-            {
-                "trigger": pay,
-                "conditions": [{"type": "birthday"}],
-                "effects": [{"type": "multiply_points", "factor": "2"}],
-            },
-        ),
-        (
-            "Invite a friend: 20 each",
-            {
-                "trigger": "invite.accepted",
-                "effects": [{"type": "grant_points", "points": 20, "to": "both"}],
-            },
-        ),
-        (
-            "Daily share: 5",
-            {
-                "trigger": "share.created",
-                "effects": [{"type": "grant_points", "points": 5}],
-                "caps": {"per_user_per_day": 1},
-            },
-        ),
-        (
-            "Comment: 2",
-            {
-                "trigger": "comment.created",
-                "effects": [{"type": "grant_points", "points": 2}],
-                "caps": {"per_user_per_day": 5},
-            },
-        ),
-        (
-            "Like: 2",
-            {
-                "trigger": "like.created",
-                "effects": [{"type": "grant_points", "points": 2}],
-                "caps": {"per_user_per_day": 5},
-            },
-        ),
+        ("Birthday: double points", _rule(pay, double, [{"type": "birthday"}])),
+        ("Invite a friend: 20 each", _rule("invite.accepted", {**points(20), "to": "both"})),
+        ("Daily share: 5", _rule("share.created", points(5), per_day=1)),
+        ("Comment: 2", _rule("comment.created", points(2), per_day=5)),
+        ("Like: 2", _rule("like.created", points(2), per_day=5)),
         (
             "Read a whole article: 15",
-            {
-                "trigger": "article.read",
-                "conditions": [{"type": "value_gte", "value": 100}],
-                "effects": [{"type": "grant_points", "points": 15}],
-                "caps": {"per_user_per_day": 3},
-            },
+            _rule("article.read", points(15), [{"type": "value_gte", "value": 100}], 3),
         ),
         (
             "Watch 30 seconds: 10",
-            {
-                "trigger": "video.watched",
-                "conditions": [{"type": "value_gte", "value": 30}],
-                "effects": [{"type": "grant_points", "points": 10}],
-                "caps": {"per_user_per_day": 3},
-            },
+            _rule("video.watched", points(10), [{"type": "value_gte", "value": 30}], 3),
         ),
-        (
-            "Watch to the end: +20",
-            {
-                "trigger": "video.completed",
-                "effects": [{"type": "grant_points", "points": 20}],
-                "caps": {"per_user_per_day": 3},
-            },
-        ),
-        (
-            "Store check-in: 5",
-            {
-                "trigger": "store.checkin",
-                "effects": [{"type": "grant_points", "points": 5}],
-                "caps": {"per_user_per_day": 1},
-            },
-        ),
-        (
-            "Receipt QR: 1 point a yuan",
-            {
-                "trigger": "receipt.scanned",
-                "effects": [{"type": "earn_per_yuan", "points_per_yuan": "1"}],
-            },
-        ),
+        ("Watch to the end: +20", _rule("video.completed", points(20), per_day=3)),
+        ("Store check-in: 5", _rule("store.checkin", points(5), per_day=1)),
+        ("Receipt QR: 1 point a yuan", _rule(domain.RECEIPT_TRIGGER, per_yuan)),
     ]
     stores = sorted(set(partner_stores))
     if stores:
         rules.append(
             (
                 "Partner merchants: double points",
-                {
-                    "trigger": pay,
-                    "conditions": [{"type": "store_in", "values": stores}],
-                    "effects": [{"type": "multiply_points", "factor": "2"}],
-                },
+                _rule(pay, double, [{"type": "store_in", "values": stores}]),
             )
         )
     if double_points is not None:
-        rules.append(
-            (
-                "Limited-time event: double points",
-                {
-                    "trigger": pay,
-                    "conditions": [
-                        {
-                            "type": "date_range",
-                            "start": double_points[0].isoformat(),
-                            "end": double_points[1].isoformat(),
-                        }
-                    ],
-                    "effects": [{"type": "multiply_points", "factor": "2"}],
-                },
-            )
-        )
+        window = {
+            "type": "date_range",
+            "start": double_points[0].isoformat(),
+            "end": double_points[1].isoformat(),
+        }
+        rules.append(("Limited-time event: double points", _rule(pay, double, [window])))
     return rules
 
 

@@ -18,7 +18,15 @@ from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from zanloop.kit.money import format_fen
 
@@ -135,6 +143,17 @@ def _offset(tz: str, quarter: int) -> int:
     offset = at.astimezone(_zone(tz)).utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
 
+
+def _known_zone(value: str) -> str:
+    try:
+        _zone(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+# An IANA time zone name, checked on validation.
+TimeZone = Annotated[str, Field(max_length=60), AfterValidator(_known_zone)]
 
 # Conditions ----------------------------------------------------------------------------------
 
@@ -513,16 +532,7 @@ class RuleDocument(_Strict):
     effects: list[Effect] = Field(min_length=1, max_length=MAX_EFFECTS)
     budget: Budget = Field(default_factory=Budget)
     caps: Caps = Field(default_factory=Caps)
-    timezone: str = Field(default="Asia/Shanghai", max_length=60)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            _zone(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+    timezone: TimeZone = "Asia/Shanghai"
 
     @model_validator(mode="after")
     def _coherent(self) -> RuleDocument:
