@@ -70,6 +70,18 @@ def insert_programme(session: Session, row: dict[str, Any]) -> None:
     )
 
 
+def programme_settings(session: Session) -> list[tuple[str, dict[str, Any]]]:
+    """Every programme's tenant and settings (a handful of rows: one per tenant)."""
+    return [
+        (t, dict(raw))
+        for t, raw in session.execute(
+            select(LoyaltyProgramme.tenant_id, LoyaltyProgramme.settings).order_by(
+                LoyaltyProgramme.tenant_id
+            )
+        )
+    ]
+
+
 def bump_rules_version(session: Session, tenant_id: str, now: datetime) -> None:
     session.execute(
         update(LoyaltyProgramme)
@@ -493,10 +505,13 @@ def expired_lots(
     return list(session.scalars(stmt))
 
 
-def expiring_unnotified(session: Session, until: datetime, limit: int) -> list[LoyaltyLot]:
+def expiring_unnotified(
+    session: Session, tenant_id: str, until: datetime, limit: int
+) -> list[LoyaltyLot]:
     stmt = (
         select(LoyaltyLot)
         .where(
+            LoyaltyLot.tenant_id == tenant_id,
             LoyaltyLot.status == LotStatus.AVAILABLE.value,
             LoyaltyLot.expires_at <= until,
             LoyaltyLot.remaining > 0,

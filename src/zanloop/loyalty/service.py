@@ -926,15 +926,15 @@ def expire_due(
 def notify_expiring(session: Session, now: datetime | None = None, limit: int = 2000) -> int:
     """Tell members, once per lot, that points expire within the programme's notice period."""
     now = now or utcnow()
-    horizon = now + timedelta(days=365)
     notices: dict[tuple[str, str], list[LoyaltyLot]] = defaultdict(list)
-    notice_days: dict[str, int] = {}
-    for lot in repository.expiring_unnotified(session, horizon, limit):
-        if lot.tenant_id not in notice_days:
-            notice_days[lot.tenant_id] = settings(session, lot.tenant_id).expiry.notice_days
-        assert lot.expires_at is not None
-        if as_utc(lot.expires_at) - timedelta(days=notice_days[lot.tenant_id]) <= now:
-            notices[(lot.tenant_id, lot.user_id)].append(lot)
+    # Each programme with its own notice period, so one tenant's lots never crowd out another's.
+    for tenant_id, raw in repository.programme_settings(session):
+        notice_days = Settings.model_validate(raw).expiry.notice_days
+        if not notice_days:
+            continue  # the programme sends no notice
+        horizon = now + timedelta(days=notice_days)
+        for lot in repository.expiring_unnotified(session, tenant_id, horizon, limit):
+            notices[(tenant_id, lot.user_id)].append(lot)
     for (tenant_id, user_id), lots_ in sorted(notices.items()):
         first = min(as_utc(x.expires_at) for x in lots_ if x.expires_at is not None)
         for lot in lots_:
