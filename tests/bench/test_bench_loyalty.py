@@ -19,16 +19,14 @@ from zanloop import migrate
 from zanloop.bench import BENCHES, run_bench
 from zanloop.bench import ledger as ledger_bench
 from zanloop.bench.core import POSTGRES_URL_ENV
-from zanloop.bench.loyalty import (
+from zanloop.bench.loyalty_ceiling import (
     Capture,
     SqliteRaw,
     ceiling_pass,
-    check_pass,
     compare_ceiling,
-    ingest_pass,
-    seed,
     table_specs,
 )
+from zanloop.bench.loyalty_ingest import check_pass, ingest_pass, seed
 from zanloop.bench.loyalty_workload import LoyaltySizes, Workload, expected, workload
 from zanloop.db import Database
 from zanloop.loyalty.ingest import Incoming
