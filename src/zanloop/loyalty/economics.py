@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.orm import Session
 
-from zanloop.loyalty import repository, service
+from zanloop.loyalty import lots_repository, service
 from zanloop.quotas import service as quotas
 
 # Seed 003's alert: a member costing more than 50 CNY of points a month.
@@ -66,11 +66,11 @@ def _fen(points: int, value: Decimal) -> int:
 def economics(session: Session, tenant_id: str, since: datetime, until: datetime) -> Economics:
     conf = service.settings(session, tenant_id)
     value = conf.point_value_fen
-    totals = repository.lot_totals(session, tenant_id)
+    totals = lots_repository.lot_totals(session, tenant_id)
     outstanding = totals["available"] + totals["pending"] + totals["held"]
     net = totals["issued"] - totals["clawed"]
     months = []
-    for month, issued, clawed, members in repository.issued_by_month(
+    for month, issued, clawed, members in lots_repository.issued_by_month(
         session, tenant_id, since, until, conf.zone()
     ):
         cost = _fen(issued - clawed, value)

@@ -28,7 +28,7 @@ from zanloop.kit.clock import utcnow
 from zanloop.kit.ids import new_id
 from zanloop.kit.money import Asset
 from zanloop.ledger import service as ledger
-from zanloop.loyalty import domain, postings, repository
+from zanloop.loyalty import domain, lots_repository, postings, repository
 from zanloop.loyalty.domain import (
     ISSUER,
     EventStatus,
@@ -669,7 +669,7 @@ def _write(
             ),
         )
     repository.insert_events(session, writes.events)
-    repository.insert_lots(session, writes.lots)
+    lots_repository.insert_lots(session, writes.lots)
     repository.add_tier_changes(session, writes.tier_changes)
     repository.save_member_states(session, tenant_id, (m.row for m in members.values()))
     repository.save_tracks(session, tenant_id, progress.values(), now)

@@ -24,7 +24,7 @@ from zanloop.kit.clock import as_utc, utcnow
 from zanloop.kit.ids import new_id
 from zanloop.kit.money import Asset
 from zanloop.ledger import service as ledger
-from zanloop.loyalty import domain, repository, service
+from zanloop.loyalty import domain, lots_repository, repository, service
 from zanloop.loyalty.domain import REDEEMED, RedemptionStatus, RuleStatus, available_owner
 from zanloop.loyalty.tables import CatalogueItem, Redemption
 from zanloop.quotas import service as quotas
@@ -78,7 +78,7 @@ def create_item(
 
 
 def get_item(session: Session, tenant_id: str, item_id: str) -> CatalogueItem:
-    item = repository.get_item(session, tenant_id, item_id)
+    item = lots_repository.get_item(session, tenant_id, item_id)
     if item is None:
         raise NotFound(f"catalogue item {item_id} not found")
     return item
@@ -99,7 +99,7 @@ def update_item(
 
 
 def list_items(session: Session, tenant_id: str, active_only: bool) -> list[CatalogueItem]:
-    return repository.list_items(
+    return lots_repository.list_items(
         session, tenant_id, RuleStatus.ACTIVE.value if active_only else None
     )
 
@@ -149,7 +149,7 @@ def redeem(
             "out of stock" if refused.scope == "loyalty.stock" else "the member's limit is reached"
         )
         raise RedemptionRefused(f"catalogue item {item_id}: {what}")
-    spendable = repository.spendable_lots(session, tenant_id, user_id)
+    spendable = lots_repository.spendable_lots(session, tenant_id, user_id)
     plan = domain.allocate(
         [
             domain.Spendable(
@@ -209,7 +209,7 @@ def redeem(
 def _replay(
     session: Session, tenant_id: str, request_no: str, user_id: str, item_id: str, quantity: int
 ) -> Redemption | None:
-    existing = repository.redemption_by_request(session, tenant_id, request_no)
+    existing = lots_repository.redemption_by_request(session, tenant_id, request_no)
     if existing is not None and (existing.user_id, existing.item_id, existing.quantity) != (
         user_id,
         item_id,
@@ -222,7 +222,7 @@ def _replay(
 def get_redemption(
     session: Session, tenant_id: str, redemption_id: str, *, lock: bool = False
 ) -> Redemption:
-    found = repository.get_redemption(session, tenant_id, redemption_id, lock=lock)
+    found = lots_repository.get_redemption(session, tenant_id, redemption_id, lock=lock)
     if found is None:
         raise NotFound(f"redemption {redemption_id} not found")
     return found
@@ -273,7 +273,7 @@ def cancel_redemption(
         raise InvalidState(f"redemption {redemption_id} is {redemption.status}")
     member = repository.lock_members(session, tenant_id, [redemption.user_id])[0]
     ledger.void_hold(session, tenant_id, _hold_id(redemption.id))
-    for lot in repository.lots_by_id(session, tenant_id, redemption.allocations.keys()):
+    for lot in lots_repository.lots_by_id(session, tenant_id, redemption.allocations.keys()):
         service.put_back(
             session,
             tenant_id,
@@ -293,7 +293,7 @@ def cancel_redemption(
 
 
 def cancel_stale(session: Session, now: datetime | None = None, limit: int = 500) -> int:
-    stale = repository.stale_holds(session, now or utcnow(), limit)
+    stale = lots_repository.stale_holds(session, now or utcnow(), limit)
     for tenant_id, redemption_id in stale:
         cancel_redemption(session, tenant_id, redemption_id, RedemptionStatus.EXPIRED)
     return len(stale)
@@ -302,7 +302,7 @@ def cancel_stale(session: Session, now: datetime | None = None, limit: int = 500
 def member_redemptions(
     session: Session, tenant_id: str, user_id: str, before: str | None, limit: int
 ) -> list[Redemption]:
-    return repository.member_redemptions(session, tenant_id, user_id, before, limit)
+    return lots_repository.member_redemptions(session, tenant_id, user_id, before, limit)
 
 
 def _publish(session: Session, name: str, redemption: Redemption) -> None:
