@@ -13,6 +13,7 @@ from zanloop.campaigns.endpoints import router as campaigns_router
 from zanloop.config import Settings, get_settings
 from zanloop.coupons.endpoints import router as coupons_router
 from zanloop.db import Database
+from zanloop.fraud.endpoints import router as fraud_router
 from zanloop.http import problems
 from zanloop.http.deps import PrincipalCache
 from zanloop.jobs import service as jobs
@@ -95,6 +96,10 @@ def create_app(
                 "name": "risk",
                 "description": "Decisions (ALLOW/REVIEW/BLOCK), rules, lists, review queue.",
             },
+            {
+                "name": "fraud",
+                "description": "Group fraud detection: scans, findings, the actions queue.",
+            },
             {"name": "tenancy", "description": "The calling tenant and its API keys."},
             {
                 "name": "sandbox",
@@ -124,6 +129,7 @@ def create_app(
         loyalty_router,
         webhooks_router,
         risk_router,
+        fraud_router,
         sandbox_router,
     ):
         app.include_router(router)

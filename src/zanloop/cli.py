@@ -1,4 +1,4 @@
-"""The zanloop command line: serve, worker, migrate, tenants, sandbox, demo, bench."""
+"""The zanloop command line: serve, worker, migrate, tenants, sandbox, fraud, demo, bench."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from zanloop.config import get_settings
+from zanloop.fraud.cli import fraud_app
 from zanloop.tenancy.domain import Scope, TenantKind
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(fraud_app, name="fraud")
 
 
 @contextmanager

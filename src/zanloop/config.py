@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # Risk counters: in this process by default; a Redis URL shares them between processes.
     redis_url: str | None = None
 
+    # Group fraud detection: the scheduled scan looks back this many days (0: never runs).
+    fraud_scan_days: int = Field(default=30, ge=0, le=92)
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

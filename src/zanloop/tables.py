@@ -10,6 +10,7 @@ from zanloop.campaigns.tables import (
 )
 from zanloop.coupons.tables import Coupon, CouponTemplate
 from zanloop.db import Base
+from zanloop.fraud.tables import FraudAction, FraudFinding, FraudFindingMember, FraudScan
 from zanloop.idempotency.tables import IdempotencyRecord
 from zanloop.jobs.tables import Job
 from zanloop.ledger.tables import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransfer
@@ -64,6 +65,10 @@ __all__ = [
     "Coupon",
     "CouponTemplate",
     "Creator",
+    "FraudAction",
+    "FraudFinding",
+    "FraudFindingMember",
+    "FraudScan",
     "IdempotencyRecord",
     "Job",
     "LedgerAccount",

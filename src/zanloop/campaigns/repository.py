@@ -338,3 +338,31 @@ def user_progress(session: Session, tenant_id: str, user_id: str) -> list[Campai
             )
         )
     )
+
+
+def liked_prompts(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> Sequence[tuple[str, str, datetime]]:
+    stmt = select(LikePrompt.user_id, LikePrompt.campaign_id, LikePrompt.liked_at).where(
+        LikePrompt.tenant_id == tenant_id,
+        LikePrompt.liked_at >= since,
+        LikePrompt.liked_at < until,
+    )
+    return [(u, c, at) for u, c, at in session.execute(stmt) if at is not None]
+
+
+def granted_rewards_of(
+    session: Session, tenant_id: str, user_ids: Sequence[str], since: datetime, until: datetime
+) -> Sequence[CampaignReward]:
+    stmt = (
+        select(CampaignReward)
+        .where(
+            CampaignReward.tenant_id == tenant_id,
+            CampaignReward.user_id.in_(user_ids),
+            CampaignReward.status.in_(("GRANTED", "HELD")),
+            CampaignReward.created_at >= since,
+            CampaignReward.created_at < until,
+        )
+        .order_by(CampaignReward.id)
+    )
+    return session.scalars(stmt).all()

@@ -8,6 +8,7 @@ once: its ``event_ref`` is unique, and a replay finds the first evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -350,3 +351,28 @@ def list_rewards(
         before_id=before_id,
         limit=limit,
     )
+
+
+def interactions(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, datetime]]:
+    """Who liked which campaign's prompt, for group fraud detection (``campaign:<id>``)."""
+    return [
+        (user, f"campaign:{campaign}", at)
+        for user, campaign, at in repository.liked_prompts(session, tenant_id, since, until)
+    ]
+
+
+def revoke_rewards(
+    session: Session,
+    tenant_id: str,
+    user_ids: Sequence[str],
+    since: datetime,
+    until: datetime,
+    reason: str,
+) -> list[str]:
+    """Reverse the users' rewards granted (or held) in ``[since, until)``; their ids."""
+    rewards = repository.granted_rewards_of(session, tenant_id, user_ids, since, until)
+    for reward in rewards:
+        reverse_reward(session, reward, reason)
+    return [r.id for r in rewards]

@@ -10,7 +10,7 @@ device) and the evidence an analyst needs to judge it. Nothing here touches a da
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -79,6 +79,21 @@ class ScanParams:
 Progress = Callable[[str], None]
 
 
+def describe(params: ScanParams) -> dict[str, Any]:
+    """The settings a scan ran with, for its record."""
+    return {
+        "kinds": sorted(k.value for k in params.kinds),
+        "blocks": asdict(params.blocks),
+        "lockstep": {
+            "burst_seconds": params.lockstep.burst_seconds,
+            "min_cell_users": params.lockstep.min_cell_users,
+            "blocks": asdict(params.lockstep.blocks),
+        },
+        "devices": asdict(params.devices),
+        "ips": asdict(params.ips),
+    }
+
+
 def detect(
     graph: Interactions,
     sightings: Sightings | None = None,
@@ -107,7 +122,7 @@ def detect(
     return groups
 
 
-def _time(seconds: int) -> datetime:
+def utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
@@ -150,8 +165,8 @@ def _block_group(graph: Interactions, block: Block) -> Group:
         _members(graph.users, block.rows, block.row_hits, block.row_expected),
         _members(graph.targets, block.cols, block.col_hits, block.col_expected),
         round(block.score, 2),
-        _time(start),
-        _time(end),
+        utc(start),
+        utc(end),
         evidence,
     )
 
@@ -186,8 +201,8 @@ def _burst_group(graph: Interactions, burst: Burst, params: LockstepParams) -> G
         _members(graph.users, burst.users, user_hits, block.row_expected),
         _members(graph.targets, burst.targets, target_hits, np.zeros(burst.targets.size)),
         round(block.score, 2),
-        _time(burst.start),
-        _time(burst.end),
+        utc(burst.start),
+        utc(burst.end),
         evidence,
     )
 
@@ -238,8 +253,8 @@ def _cluster_group(
         _members(list(user_names), cluster.users, per_user, np.zeros(cluster.users.size)),
         (),
         round(cluster.score, 2),
-        _time(int(times[inside].min())),
-        _time(int(times[inside].max())),
+        utc(int(times[inside].min())),
+        utc(int(times[inside].max())),
         {
             "users": int(cluster.users.size),
             "shared": shared[:EVIDENCE_MEMBERS],

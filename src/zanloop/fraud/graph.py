@@ -62,8 +62,8 @@ class Interactions:
             user.astype(np.int64),
             target.astype(np.int64),
             np.asarray(at, dtype=np.int64),
-            list(user_names),
-            list(target_names),
+            user_names.tolist(),
+            target_names.tolist(),
         )
 
     @classmethod

@@ -111,6 +111,7 @@ def load_handlers() -> None:
     """Import every module that registers handlers."""
     from zanloop.campaigns import jobs as _campaigns  # noqa: F401
     from zanloop.coupons import jobs as _coupons  # noqa: F401
+    from zanloop.fraud import jobs as _fraud  # noqa: F401
     from zanloop.idempotency import jobs as _idempotency  # noqa: F401
     from zanloop.jobs import housekeeping as _housekeeping  # noqa: F401
     from zanloop.ledger import jobs as _ledger  # noqa: F401

@@ -449,3 +449,21 @@ def member_progress(session: Session, tenant_id: str, user_id: str) -> list[Loya
     if is_postgres(session):
         stmt = stmt.with_for_update()
     return list(session.scalars(stmt))
+
+
+def applied_events(
+    session: Session,
+    tenant_id: str,
+    since: datetime,
+    until: datetime,
+    user_ids: Collection[str] | None = None,
+) -> Sequence[LoyaltyEvent]:
+    stmt = select(LoyaltyEvent).where(
+        LoyaltyEvent.tenant_id == tenant_id,
+        LoyaltyEvent.status == EventStatus.APPLIED.value,
+        LoyaltyEvent.occurred_at >= since,
+        LoyaltyEvent.occurred_at < until,
+    )
+    if user_ids is not None:
+        stmt = stmt.where(LoyaltyEvent.user_id.in_(list(user_ids)))
+    return session.scalars(stmt.order_by(LoyaltyEvent.id)).all()

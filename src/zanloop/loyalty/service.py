@@ -313,3 +313,34 @@ def receipt_code(session: Session, tenant_id: str, store_id: str, amount_fen: in
     return domain.sign_receipt(
         row.receipt_secret, domain.Receipt(new_id("rcp"), store_id, amount_fen)
     )
+
+
+def interactions(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, datetime]]:
+    """Member events that name a store (``store:<id>``) or another member (``user:<id>``, an
+    invitation), for group fraud detection."""
+    found = []
+    for event in repository.applied_events(session, tenant_id, since, until):
+        if store := event.data.get("store_id"):
+            found.append((event.user_id, f"store:{store}", event.occurred_at))
+        if friend := event.data.get("counterparty_id"):
+            found.append((event.user_id, f"user:{friend}", event.occurred_at))
+    return found
+
+
+def revoke_events(
+    session: Session,
+    tenant_id: str,
+    user_ids: Sequence[str],
+    since: datetime,
+    until: datetime,
+    reason: str,
+) -> list[str]:
+    """Reverse the members' applied events in ``[since, until)`` (their points are clawed
+    back as for a refund); the event ids reversed."""
+    reversed_ids = []
+    for event in repository.applied_events(session, tenant_id, since, until, user_ids):
+        reverse_event(session, tenant_id, event.event_id, reason)
+        reversed_ids.append(event.event_id)
+    return reversed_ids

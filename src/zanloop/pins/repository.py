@@ -332,3 +332,15 @@ def paid_pins(
             .order_by(Pin.activated_at, Pin.id)
         )
     )
+
+
+def buyer_interactions(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, datetime]]:
+    """(buyer, content, paid time) of every pin that went live in ``[since, until)``."""
+    stmt = select(Pin.buyer_id, Pin.content_id, Pin.activated_at).where(
+        Pin.tenant_id == tenant_id,
+        Pin.activated_at >= since,
+        Pin.activated_at < until,
+    )
+    return [(b, c, at) for b, c, at in session.execute(stmt) if at is not None]

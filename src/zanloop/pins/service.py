@@ -655,3 +655,13 @@ def notices_after(
 
 def last_notice_id(session: Session, tenant_id: str, creator_id: str) -> int:
     return repository.last_notice_id(session, tenant_id, creator_id)
+
+
+def interactions(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, datetime]]:
+    """Who pinned what, for group fraud detection: targets are ``content:<id>``."""
+    return [
+        (buyer, f"content:{content}", at)
+        for buyer, content, at in repository.buyer_interactions(session, tenant_id, since, until)
+    ]

@@ -156,11 +156,14 @@ class Reason:
 
 BLOCK_LIST = "block"
 ALLOW_LIST = "allow"
+# Everything its subjects do waits for an analyst (a group fraud finding's "hold").
+REVIEW_LIST = "review"
+LIST_NAMES = (BLOCK_LIST, ALLOW_LIST, REVIEW_LIST)
 
 
 @dataclass(frozen=True)
 class ListHit:
-    list_name: str  # BLOCK_LIST or ALLOW_LIST
+    list_name: str  # one of LIST_NAMES
     subject: Subject
     value: str
     note: str = ""
@@ -277,6 +280,18 @@ def plan(rules: RuleSet, tenant_id: str, signal: Signal, facts: Facts) -> Plan:
         )
         for hit in facts.listed
         if hit.list_name == BLOCK_LIST
+    ]
+    reasons += [
+        Reason(
+            "held_for_review",
+            "review_list",
+            Verdict.REVIEW,
+            MAX_SCORE // 2,
+            f"{hit.subject.value.replace('_', ' ')} {hit.value} is held for review"
+            + (f" ({hit.note})" if hit.note else ""),
+        )
+        for hit in facts.listed
+        if hit.list_name == REVIEW_LIST
     ]
     for rule in rules.local:
         if allowed and getattr(rule, "suppressible", True):

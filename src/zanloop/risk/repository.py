@@ -310,3 +310,18 @@ def list_audit(
     if before_id is not None:
         stmt = stmt.where(RiskAudit.id < before_id)
     return list(session.scalars(stmt.order_by(RiskAudit.id.desc()).limit(limit)))
+
+
+def sightings(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> Sequence[tuple[str, str | None, str | None, datetime]]:
+    """(user, device, address, time) of every decision that named a device or an address."""
+    stmt = select(
+        RiskDecision.user_id, RiskDecision.device_id, RiskDecision.ip, RiskDecision.created_at
+    ).where(
+        RiskDecision.tenant_id == tenant_id,
+        RiskDecision.created_at >= since,
+        RiskDecision.created_at < until,
+        or_(RiskDecision.device_id.is_not(None), RiskDecision.ip.is_not(None)),
+    )
+    return [(u, d, ip, at) for u, d, ip, at in session.execute(stmt)]

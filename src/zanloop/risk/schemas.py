@@ -36,6 +36,7 @@ ContextValue = (
 class ListName(StrEnum):
     BLOCK = "block"
     ALLOW = "allow"
+    REVIEW = "review"
 
 
 class ListSubject(StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -373,8 +373,8 @@ def add_list_entry(
 ) -> tuple[RiskListEntry, bool]:
     """Add an entry; adding the same entry again returns it (created=False)."""
     value = domain.normalise_list_value(subject, value)
-    if list_name not in (domain.BLOCK_LIST, domain.ALLOW_LIST):
-        raise Unprocessable("list is block or allow", field="list")
+    if list_name not in domain.LIST_NAMES:
+        raise Unprocessable("list is block, allow or review", field="list")
     now = utcnow()
     if expires_at is not None and not now < expires_at <= now + MAX_LIST_ENTRY_LIFE:
         raise Unprocessable(
@@ -505,3 +505,10 @@ def record_refund_after_reward(
             },
         )
     return rewarded
+
+
+def sightings(
+    session: Session, tenant_id: str, since: datetime, until: datetime
+) -> Sequence[tuple[str, str | None, str | None, datetime]]:
+    """Which device and address each user's decided actions came from, for group detection."""
+    return repository.sightings(session, tenant_id, since, until)

@@ -1,0 +1,501 @@
+"""Group fraud scans and the actions taken on what they find.
+
+A scan reads a tenant's interactions (or a file), runs ``domain.detect`` and stores each group
+as a finding with all its members. Findings never act by themselves: an analyst proposes an
+action on a finding (``hold``, ``block`` or ``revoke``), it waits in the queue, and only an
+approval carries it out, through risk control:
+
+- ``hold`` puts the accounts on risk's ``review`` list: every reward, pin or like they earn
+  from then on is decided REVIEW and waits, its effect held in the ledger, in risk's review
+  queue;
+- ``block`` puts them on the block list: what they ask for is refused;
+- ``revoke`` reverses what they were granted inside the finding's window: campaign rewards,
+  and member events with their points (clawed back as for a refund).
+
+Every step is audited in risk's audit log and published as an event (and so as a webhook).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from zanloop import events
+from zanloop.campaigns import service as campaigns
+from zanloop.errors import DuplicateConflict, InvalidState, NotFound, Unprocessable
+from zanloop.fraud import domain, repository, sources
+from zanloop.fraud.domain import Group, Kind, ScanParams, Sightings
+from zanloop.fraud.graph import Interactions
+from zanloop.fraud.tables import FraudAction, FraudFinding, FraudScan
+from zanloop.kit.clock import as_utc, utcnow
+from zanloop.kit.ids import new_id
+from zanloop.loyalty import service as loyalty
+from zanloop.risk import service as risk
+from zanloop.risk.domain import BLOCK_LIST, REVIEW_LIST, Subject
+from zanloop.tenancy import service as tenancy
+
+log = structlog.get_logger(__name__)
+
+MAX_RANGE = timedelta(days=92)
+ACTIONS = ("hold", "block", "revoke")
+DEFAULT_LISTING = timedelta(days=30)
+SYSTEM = "system"
+
+
+def check_range(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    since, until = as_utc(since), as_utc(until)
+    if not since < until:
+        raise Unprocessable("until must be after since", field="until")
+    if until - since > MAX_RANGE:
+        raise Unprocessable("a scan covers at most 92 days", field="since")
+    return since, until
+
+
+def scan_database(
+    session: Session,
+    tenant_id: str,
+    since: datetime,
+    until: datetime,
+    actor: str,
+    params: ScanParams | None = None,
+    progress: domain.Progress | None = None,
+) -> FraudScan:
+    """Scan the tenant's own interactions in ``[since, until)`` and store what is found."""
+    since, until = check_range(since, until)
+    tenancy.get_tenant(session, tenant_id)
+    if progress:
+        progress("reading interactions")
+    graph, sightings = sources.from_database(session, tenant_id, since, until)
+    return scan_graph(
+        session, tenant_id, graph, sightings, "database", since, until, actor, params, progress
+    )
+
+
+def scan_file(
+    session: Session,
+    tenant_id: str,
+    path: Path,
+    since: datetime | None,
+    until: datetime | None,
+    actor: str,
+    params: ScanParams | None = None,
+    progress: domain.Progress | None = None,
+) -> FraudScan:
+    """Scan a CSV or Parquet file and store the findings under the tenant."""
+    tenancy.get_tenant(session, tenant_id)
+    if progress:
+        progress("reading file")
+    graph, sightings = sources.read_file(path, since, until)
+    first, last = _span(graph, sightings)
+    return scan_graph(
+        session,
+        tenant_id,
+        graph,
+        sightings,
+        f"file:{path.name}",
+        as_utc(since) if since else first,
+        as_utc(until) if until else last + timedelta(seconds=1),
+        actor,
+        params,
+        progress,
+    )
+
+
+def _span(graph: Interactions, sightings: Sightings) -> tuple[datetime, datetime]:
+    times = [*graph.at.tolist(), *sightings.at]
+    if not times:
+        now = utcnow()
+        return now, now
+    return domain.utc(min(times)), domain.utc(max(times))
+
+
+def scan_graph(
+    session: Session,
+    tenant_id: str,
+    graph: Interactions,
+    sightings: Sightings,
+    source: str,
+    since: datetime,
+    until: datetime,
+    actor: str,
+    params: ScanParams | None = None,
+    progress: domain.Progress | None = None,
+) -> FraudScan:
+    params = params or ScanParams()
+    started = time.perf_counter()
+    groups = domain.detect(graph, sightings, params, progress)
+    seconds = time.perf_counter() - started
+    scan = FraudScan(
+        id=new_id("fsc"),
+        tenant_id=tenant_id,
+        source=source[:300],
+        since=since,
+        until=until,
+        status="DONE",
+        params=domain.describe(params),
+        requested_by=actor,
+        started_at=utcnow(),
+    )
+    repository.add(session, scan)
+    if progress:
+        progress("storing findings")
+    stored, repeated = store_findings(session, scan, groups)
+    scan.stats = {
+        "interactions": graph.n_edges,
+        "users": graph.n_users,
+        "targets": graph.n_targets,
+        "sightings": len(sightings.user),
+        "groups": {k.value: sum(1 for g in groups if g.kind is k) for k in Kind},
+        "findings": stored,
+        "repeated": repeated,
+        "seconds": round(seconds, 3),
+    }
+    scan.finished_at = utcnow()
+    session.flush()
+    log.info("fraud scan", scan_id=scan.id, tenant_id=tenant_id, **scan.stats)
+    events.publish(
+        session,
+        events.Event(
+            "fraud.scan.completed",
+            tenant_id,
+            {"scan_id": scan.id, "findings": stored, "source": scan.source},
+        ),
+    )
+    return scan
+
+
+def fingerprint(group: Group) -> str:
+    users = "\n".join(sorted(m.id for m in group.users))
+    return hashlib.sha256(f"{group.kind.value}\n{users}".encode()).hexdigest()
+
+
+def store_findings(session: Session, scan: FraudScan, groups: Sequence[Group]) -> tuple[int, int]:
+    """Store each group not already reported with exactly the same accounts."""
+    stored = repeated = 0
+    for group in groups:
+        print_ = fingerprint(group)
+        if repository.finding_with_fingerprint(session, scan.tenant_id, print_) is not None:
+            repeated += 1
+            continue
+        finding = FraudFinding(
+            id=new_id("ffd"),
+            tenant_id=scan.tenant_id,
+            scan_id=scan.id,
+            kind=group.kind.value,
+            fingerprint=print_,
+            score=group.score,
+            users=len(group.users),
+            targets=len(group.targets),
+            window_start=group.start,
+            window_end=group.end,
+            evidence=group.evidence,
+            status="OPEN",
+            created_at=utcnow(),
+        )
+        repository.add(session, finding)
+        repository.add_members(
+            session,
+            [
+                {
+                    "finding_id": finding.id,
+                    "role": role,
+                    "member_id": m.id,
+                    "tenant_id": scan.tenant_id,
+                    "hits": m.hits,
+                    "expected": m.expected,
+                }
+                for role, members in (("user", group.users), ("target", group.targets))
+                for m in members
+            ],
+        )
+        stored += 1
+        events.publish(
+            session,
+            events.Event(
+                "fraud.finding.created",
+                scan.tenant_id,
+                {
+                    "finding_id": finding.id,
+                    "scan_id": scan.id,
+                    "kind": finding.kind,
+                    "score": finding.score,
+                    "users": finding.users,
+                    "targets": finding.targets,
+                },
+            ),
+        )
+    return stored, repeated
+
+
+def scan_due(session: Session, days: int, now: datetime | None = None) -> list[FraudScan]:
+    """The scheduled scan: every tenant's last ``days`` days, where there is anything to read."""
+    if days <= 0:
+        return []
+    now = now or utcnow()
+    scans = []
+    for tenant in tenancy.list_tenants(session):
+        with session.begin_nested():
+            graph, sightings = sources.from_database(
+                session, tenant.id, now - timedelta(days=days), now
+            )
+            if graph.n_edges == 0 and not sightings.user:
+                continue
+            scans.append(
+                scan_graph(
+                    session,
+                    tenant.id,
+                    graph,
+                    sightings,
+                    "database",
+                    now - timedelta(days=days),
+                    now,
+                    SYSTEM,
+                )
+            )
+    return scans
+
+
+# Reading -------------------------------------------------------------------------------------
+
+
+def get_scan(session: Session, tenant_id: str, scan_id: str) -> FraudScan:
+    scan = repository.get_scan(session, tenant_id, scan_id)
+    if scan is None:
+        raise NotFound(f"scan {scan_id} not found")
+    return scan
+
+
+def list_scans(
+    session: Session, tenant_id: str, after_id: str | None, limit: int
+) -> Sequence[FraudScan]:
+    return repository.list_scans(session, tenant_id, after_id, limit)
+
+
+def get_finding(session: Session, tenant_id: str, finding_id: str) -> FraudFinding:
+    finding = repository.get_finding(session, tenant_id, finding_id)
+    if finding is None:
+        raise NotFound(f"finding {finding_id} not found")
+    return finding
+
+
+def list_findings(session: Session, tenant_id: str, **filters: Any) -> Sequence[FraudFinding]:
+    return repository.list_findings(session, tenant_id, **filters)
+
+
+def finding_members(
+    session: Session, finding_id: str
+) -> tuple[list[domain.Member], list[domain.Member]]:
+    def of(role: str) -> list[domain.Member]:
+        return [
+            domain.Member(m.member_id, m.hits, m.expected)
+            for m in repository.members(session, finding_id, role)
+        ]
+
+    return of("user"), of("target")
+
+
+def dismiss(
+    session: Session, tenant_id: str, finding_id: str, actor: str, note: str
+) -> FraudFinding:
+    finding = repository.get_finding(session, tenant_id, finding_id, lock=True)
+    if finding is None:
+        raise NotFound(f"finding {finding_id} not found")
+    if finding.status == "DISMISSED":
+        return finding
+    if finding.status != "OPEN":
+        raise InvalidState(f"finding {finding_id} is {finding.status}")
+    finding.status = "DISMISSED"
+    session.flush()
+    risk.audit(
+        session, tenant_id, actor, "fraud.finding.dismissed", "finding", finding_id, {"note": note}
+    )
+    events.publish(
+        session,
+        events.Event("fraud.finding.dismissed", tenant_id, {"finding_id": finding_id}),
+    )
+    return finding
+
+
+# Actions -------------------------------------------------------------------------------------
+
+
+def propose(
+    session: Session,
+    tenant_id: str,
+    finding_id: str,
+    action: str,
+    actor: str,
+    *,
+    user_ids: Sequence[str] | None = None,
+    note: str = "",
+    expires_at: datetime | None = None,
+) -> FraudAction:
+    """Queue an action on a finding's accounts (all of them, or the ones named)."""
+    if action not in ACTIONS:
+        raise Unprocessable("action is hold, block or revoke", field="action")
+    finding = get_finding(session, tenant_id, finding_id)
+    if finding.status == "DISMISSED":
+        raise InvalidState(f"finding {finding_id} was dismissed")
+    members = [m.id for m in finding_members(session, finding_id)[0]]
+    if user_ids:
+        unknown = sorted(set(user_ids) - set(members))
+        if unknown:
+            raise Unprocessable(
+                f"not accounts of finding {finding_id}: {', '.join(unknown[:5])}",
+                field="user_ids",
+            )
+        members = sorted(set(user_ids))
+    if action != "revoke":
+        now = utcnow()
+        expires_at = as_utc(expires_at) if expires_at else now + DEFAULT_LISTING
+        if expires_at <= now:
+            raise Unprocessable("expires_at must be in the future", field="expires_at")
+    elif expires_at is not None:
+        raise Unprocessable("a revoke does not expire", field="expires_at")
+    row = FraudAction(
+        id=new_id("fac"),
+        tenant_id=tenant_id,
+        finding_id=finding_id,
+        action=action,
+        status="PENDING",
+        user_ids=members,
+        note=note,
+        expires_at=expires_at,
+        requested_by=actor,
+        created_at=utcnow(),
+    )
+    repository.add(session, row)
+    _announce(session, row, "proposed", actor, {"users": len(members), "note": note})
+    return row
+
+
+def approve(
+    session: Session, tenant_id: str, action_id: str, actor: str, note: str = ""
+) -> FraudAction:
+    row = _pending(session, tenant_id, action_id, "APPROVED")
+    if row.status == "APPROVED":
+        return row
+    finding = get_finding(session, tenant_id, row.finding_id)
+    reason = f"fraud finding {finding.id} ({finding.kind})"
+    result = _carry_out(session, row, finding, reason, actor)
+    if not repository.resolve_action(session, row.id, "APPROVED", actor, note, result, utcnow()):
+        raise InvalidState(f"action {action_id} was resolved concurrently")
+    finding.status = "ACTIONED"
+    session.flush()
+    session.refresh(row)
+    _announce(session, row, "approved", actor, {"note": note, **_counts(result)})
+    return row
+
+
+def reject(
+    session: Session, tenant_id: str, action_id: str, actor: str, note: str = ""
+) -> FraudAction:
+    row = _pending(session, tenant_id, action_id, "REJECTED")
+    if row.status == "REJECTED":
+        return row
+    if not repository.resolve_action(session, row.id, "REJECTED", actor, note, {}, utcnow()):
+        raise InvalidState(f"action {action_id} was resolved concurrently")
+    session.refresh(row)
+    _announce(session, row, "rejected", actor, {"note": note})
+    return row
+
+
+def get_action(session: Session, tenant_id: str, action_id: str) -> FraudAction:
+    row = repository.get_action(session, tenant_id, action_id)
+    if row is None:
+        raise NotFound(f"action {action_id} not found")
+    return row
+
+
+def list_actions(
+    session: Session,
+    tenant_id: str,
+    status: str | None,
+    finding_id: str | None,
+    after_id: str | None,
+    limit: int,
+) -> Sequence[FraudAction]:
+    return repository.list_actions(session, tenant_id, status, finding_id, after_id, limit)
+
+
+def _pending(session: Session, tenant_id: str, action_id: str, outcome: str) -> FraudAction:
+    row = repository.get_action(session, tenant_id, action_id, lock=True)
+    if row is None:
+        raise NotFound(f"action {action_id} not found")
+    if row.status not in ("PENDING", outcome):
+        raise InvalidState(f"action {action_id} is already {row.status}")
+    return row
+
+
+def _carry_out(
+    session: Session, row: FraudAction, finding: FraudFinding, reason: str, actor: str
+) -> dict[str, Any]:
+    tenant_id = row.tenant_id
+    if row.action in ("hold", "block"):
+        list_name = REVIEW_LIST if row.action == "hold" else BLOCK_LIST
+        listed, already = [], []
+        for user_id in row.user_ids:
+            try:
+                with session.begin_nested():
+                    entry, _ = risk.add_list_entry(
+                        session,
+                        tenant_id,
+                        list_name=list_name,
+                        subject=Subject.USER,
+                        value=user_id,
+                        note=reason,
+                        expires_at=row.expires_at,
+                        actor=actor,
+                    )
+                listed.append(entry.id)
+            except DuplicateConflict:
+                already.append(user_id)
+        return {"list": list_name, "list_entries": listed, "already_listed": already}
+    since = finding.window_start or utcnow() - MAX_RANGE
+    until = (finding.window_end or utcnow()) + timedelta(seconds=1)
+    return {
+        "rewards_reversed": campaigns.revoke_rewards(
+            session, tenant_id, row.user_ids, since, until, reason
+        ),
+        "events_reversed": loyalty.revoke_events(
+            session, tenant_id, row.user_ids, since, until, reason
+        ),
+    }
+
+
+def _counts(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: len(v) if isinstance(v, list) else v for k, v in result.items()}
+
+
+def _announce(
+    session: Session, row: FraudAction, step: str, actor: str, detail: dict[str, Any]
+) -> None:
+    risk.audit(
+        session,
+        row.tenant_id,
+        actor,
+        f"fraud.action.{step}",
+        "fraud_action",
+        row.id,
+        {"finding_id": row.finding_id, "action": row.action, **detail},
+    )
+    events.publish(
+        session,
+        events.Event(
+            f"fraud.action.{step}",
+            row.tenant_id,
+            {
+                "action_id": row.id,
+                "finding_id": row.finding_id,
+                "action": row.action,
+                "users": len(row.user_ids),
+            },
+        ),
+    )
