@@ -15,6 +15,7 @@ from zanloop.risk.domain import (
     ALLOW_LIST,
     BLOCK_LIST,
     MAX_SCORE,
+    REVIEW_LIST,
     CounterCheck,
     CounterKind,
     CounterReading,
@@ -295,6 +296,38 @@ def test_an_allow_listed_subject_that_is_also_block_listed_is_still_blocked() ->
 
     assert outcome.verdict is Verdict.BLOCK
     assert [r.code for r in outcome.reasons] == ["blocklisted"]
+
+
+def test_a_user_on_the_review_list_is_held_for_review_even_when_allow_listed() -> None:
+    # given a user held by a group fraud finding, and also on the allow list
+    facts = Facts(
+        listed=(
+            ListHit(ALLOW_LIST, Subject.USER, "u1"),
+            ListHit(REVIEW_LIST, Subject.USER, "u1", "fraud finding ffd_1"),
+        )
+    )
+
+    # when an action of theirs is decided
+    outcome = finish(plan(RuleSet(), TENANT, _signal(), facts), _signal(), [], 60)
+
+    # then it waits for an analyst, and says why
+    assert outcome.verdict is Verdict.REVIEW
+    (reason,) = outcome.reasons
+    assert reason.code == "held_for_review"
+    assert reason.message == "user u1 is held for review (fraud finding ffd_1)"
+
+
+def test_the_block_list_wins_over_the_review_list() -> None:
+    facts = Facts(
+        listed=(
+            ListHit(REVIEW_LIST, Subject.USER, "u1"),
+            ListHit(BLOCK_LIST, Subject.USER, "u1"),
+        )
+    )
+
+    outcome = finish(plan(RuleSet(), TENANT, _signal(), facts), _signal(), [], 60)
+
+    assert outcome.verdict is Verdict.BLOCK
 
 
 def test_without_an_allow_listing_the_same_rules_fire() -> None:
