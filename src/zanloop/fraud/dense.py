@@ -42,7 +42,7 @@ class BlockParams:
     min_users: int = 10
     min_targets: int = 3
     min_density: float = 0.05
-    min_lift: float = 8.0
+    min_lift: float = 3.0
     # Extra nats above the Bonferroni bound a node's hits must reach to join a block.
     surprise: float = 6.0
     # A node needs at least this many hits into the block to join it.
@@ -151,8 +151,9 @@ class _Model:
         self.row_degree = graph.row_degree
         self.col_degree = graph.col_degree
         self.edges = max(1, graph.n_edges)
-        self.row_bound = np.log(max(2, graph.n_rows))
-        self.col_bound = np.log(max(2, graph.n_cols))
+        # Bonferroni over the nodes that could be tested: those with any interaction.
+        self.row_bound = np.log(max(2, int(np.count_nonzero(graph.row_degree))))
+        self.col_bound = np.log(max(2, int(np.count_nonzero(graph.col_degree))))
 
 
 def peel(graph: Bipartite, params: BlockParams) -> list[tuple[IntArray, IntArray]]:
