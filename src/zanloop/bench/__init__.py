@@ -9,12 +9,15 @@ purchases settled by their verified payment notifications. ``rules`` evaluates e
 500 campaigns with the rules engine, beside rule libraries from PyPI on the same rules.
 ``loyalty`` ingests member events in batches (events -> rules -> lots -> ledger) on SQLite and
 PostgreSQL, each beside the raw insert ceiling for the same rows, and reads balances over HTTP.
+``fraud`` scores the group fake-engagement detectors (``fraud.domain.detect``) on synthetic
+graphs of about 1M interactions with known rings, and times them, beside FRAUDAR if installed.
 Every run checks its own results and fails (exit status 1) if they are wrong.
 """
 
 from __future__ import annotations
 
 from zanloop.bench.core import run_core
+from zanloop.bench.fraud import run_fraud
 from zanloop.bench.loyalty import run_loyalty
 from zanloop.bench.pins import run_pins
 from zanloop.bench.report import Report
@@ -31,6 +34,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "pins": ("pins",),
     "rules": ("rules",),
     "loyalty": ("loyalty",),
+    "fraud": ("fraud",),
 }
 
 
@@ -50,6 +54,8 @@ def run(what: str = "core", *, quick: bool = False) -> Report:
         return run_rules(quick=quick)
     if what == "loyalty":
         return run_loyalty(quick=quick)
+    if what == "fraud":
+        return run_fraud(quick=quick)
     return run_core(what, BENCHES[what], quick=quick)
 
 

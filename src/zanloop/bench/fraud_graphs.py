@@ -7,7 +7,8 @@ daily rhythm. Attacks are injected on top, and the fake accounts are returned as
 - a dense block of ``block_users x block_targets`` at a given density, with one of four
   camouflages: ``none``; ``random`` (each fake account also acts on as many random targets as it
   has fake edges); ``popular`` (the same, on targets chosen by popularity); ``hijacked`` (the
-  fake accounts are honest accounts taken over, their own history the camouflage);
+  fake accounts are honest accounts taken over, chosen by activity, their own history the
+  camouflage);
 - a lockstep burst: each fake account hits about ``lockstep_hits`` of ``lockstep_targets``
   popular targets within one ``burst_seconds`` window, and acts on popular targets at random
   times over the month besides.
@@ -85,7 +86,9 @@ class Generator:
             raise ValueError(f"camouflage is one of {CAMOUFLAGES}")
         hijacked = camouflage == "hijacked"
         if hijacked:
-            fakes = rng.choice(self.shape.users, users, replace=False).astype(np.int64)
+            # Taken over in proportion to activity: busy accounts bring long honest histories.
+            fakes = rng.choice(self.shape.users, users, replace=False, p=self.activity)
+            fakes = fakes.astype(np.int64)
             new_accounts = 0
         else:
             fakes = self.shape.users + np.arange(users, dtype=np.int64)
