@@ -133,8 +133,8 @@ def find_blocks(graph: Bipartite, params: BlockParams = BlockParams()) -> list[B
             if block is not None:
                 break
         if block is not None:
-            found.append(block)
             current = current.without_block(block.rows, block.cols)
+            found = _merge_into(found, block, graph, model, params)
         elif seeds:
             # Nothing there: take the seed's edges away so the next peel looks elsewhere.
             rows, cols = seeds[0]
@@ -144,6 +144,27 @@ def find_blocks(graph: Bipartite, params: BlockParams = BlockParams()) -> list[B
         else:
             break
     return sorted(found, key=lambda b: b.score, reverse=True)
+
+
+def _merge_into(
+    found: list[Block], block: Block, graph: Bipartite, model: _Model, params: BlockParams
+) -> list[Block]:
+    """Add a block, or fold it into an earlier one that shares most of its targets: a ring
+    whose accounts pass the node test unevenly can come off in pieces, one per peel, and an
+    analyst should see it once."""
+    for i, earlier in enumerate(found):
+        shared = np.intersect1d(earlier.cols, block.cols).size
+        if shared * 2 >= min(earlier.cols.size, block.cols.size):
+            merged = judge(
+                graph,
+                model,
+                np.union1d(earlier.rows, block.rows),
+                np.union1d(earlier.cols, block.cols),
+                params,
+            )
+            if merged is not None:
+                return [*found[:i], merged, *found[i + 1 :]]
+    return [*found, block]
 
 
 class _Model:
@@ -257,12 +278,10 @@ def refine(
     params: BlockParams,
 ) -> Block | None:
     """Grow and trim a seed by testing every node against the other side; judge the result."""
-    row_hits = col_hits = np.empty(0, dtype=np.int64)
-    row_exp = col_exp = np.empty(0)
     for _ in range(params.refine_rounds):
         if rows.size == 0 or cols.size == 0:
             return None
-        new_cols, col_hits, col_exp = _members(
+        new_cols = _members(
             graph.matrix_t,
             model.col_degree,
             model.row_degree[rows].sum(),
@@ -273,7 +292,7 @@ def refine(
         )
         if new_cols.size == 0:
             return None
-        new_rows, row_hits, row_exp = _members(
+        new_rows = _members(
             graph.matrix,
             model.row_degree,
             model.col_degree[new_cols].sum(),
@@ -286,9 +305,16 @@ def refine(
         rows, cols = new_rows, new_cols
         if stable:
             break
+    return judge(graph, model, rows, cols, params)
+
+
+def judge(
+    graph: Bipartite, model: _Model, rows: IntArray, cols: IntArray, params: BlockParams
+) -> Block | None:
+    """The block ``rows x cols`` with its members' evidence, if it is large, dense and
+    surprising enough to report."""
     if rows.size < params.min_users or cols.size < params.min_targets:
         return None
-    # Hits of the final members, against the final other side.
     row_mask = np.zeros(graph.n_rows)
     row_mask[rows] = 1.0
     col_mask = np.zeros(graph.n_cols)
@@ -297,18 +323,15 @@ def refine(
     col_hits = np.asarray(graph.matrix_t @ row_mask)[cols].astype(np.int64)
     row_ends = float(model.row_degree[rows].sum())
     col_ends = float(model.col_degree[cols].sum())
-    row_exp = model.row_degree[rows] * col_ends / model.edges
-    col_exp = model.col_degree[cols] * row_ends / model.edges
-    edges = int(row_hits.sum())
     block = Block(
         rows=rows,
         cols=cols,
-        edges=edges,
+        edges=int(row_hits.sum()),
         expected=row_ends * col_ends / model.edges,
         row_hits=row_hits,
-        row_expected=row_exp,
+        row_expected=model.row_degree[rows] * col_ends / model.edges,
         col_hits=col_hits,
-        col_expected=col_exp,
+        col_expected=model.col_degree[cols] * row_ends / model.edges,
     )
     if block.density < params.min_density or block.lift < params.min_lift:
         return None
@@ -323,12 +346,11 @@ def _members(
     model: _Model,
     bound: float,
     params: BlockParams,
-) -> tuple[IntArray, IntArray, FloatArray]:
+) -> IntArray:
     """The nodes whose hits into ``other`` beat the degree model by the Bonferroni bound."""
     mask = np.zeros(matrix.shape[1])
     mask[other] = 1.0
     hits = np.asarray(matrix @ mask)
     expected = degree * other_ends / model.edges
     llr = poisson_llr(hits, expected)
-    chosen = np.flatnonzero((hits >= params.min_hits) & (llr >= bound + params.surprise))
-    return chosen, hits[chosen].astype(np.int64), expected[chosen]
+    return np.flatnonzero((hits >= params.min_hits) & (llr >= bound + params.surprise))

@@ -264,6 +264,21 @@ def _cluster_group(
     )
 
 
+def related(groups: Sequence[Group]) -> list[list[tuple[int, int]]]:
+    """For each group, the other groups sharing at least half the smaller one's accounts (one
+    ring seen by two detectors: a dense block and a lockstep burst, or a shared device), as
+    ``(index, shared accounts)``."""
+    accounts = [{m.id for m in g.users} for g in groups]
+    links: list[list[tuple[int, int]]] = [[] for _ in groups]
+    for i, mine in enumerate(accounts):
+        for j in range(i + 1, len(groups)):
+            shared = len(mine & accounts[j])
+            if shared and shared * 2 >= min(len(mine), len(accounts[j])):
+                links[i].append((j, shared))
+                links[j].append((i, shared))
+    return links
+
+
 @dataclass
 class Tally:
     """How a scan went, for its record and the CLI's summary."""

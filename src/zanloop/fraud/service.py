@@ -179,7 +179,8 @@ def fingerprint(group: Group) -> str:
 def store_findings(session: Session, scan: FraudScan, groups: Sequence[Group]) -> tuple[int, int]:
     """Store each group not already reported with exactly the same accounts."""
     stored = repeated = 0
-    for group in groups:
+    made: dict[int, FraudFinding] = {}
+    for index, group in enumerate(groups):
         print_ = fingerprint(group)
         if repository.finding_with_fingerprint(session, scan.tenant_id, print_) is not None:
             repeated += 1
@@ -200,6 +201,7 @@ def store_findings(session: Session, scan: FraudScan, groups: Sequence[Group]) -
             created_at=utcnow(),
         )
         repository.add(session, finding)
+        made[index] = finding
         repository.add_members(
             session,
             [
@@ -231,6 +233,16 @@ def store_findings(session: Session, scan: FraudScan, groups: Sequence[Group]) -
                 },
             ),
         )
+    for index, links in enumerate(domain.related(groups)):
+        if index in made and (known := [(made[j], n) for j, n in links if j in made]):
+            finding = made[index]
+            finding.evidence = {
+                **finding.evidence,
+                "related": [
+                    {"finding_id": f.id, "kind": f.kind, "shared_accounts": n} for f, n in known
+                ],
+            }
+    session.flush()
     return stored, repeated
 
 
