@@ -424,3 +424,24 @@ def test_the_member_sees_the_expiry_rule_and_the_next_expiry(programme: Programm
         "/v1/loyalty/programme", headers=programme.tenant.headers
     ).json()
     assert programme_view["expiry_rule"] == account["expiry_rule"]
+
+
+def test_a_fraud_hold_keeps_pending_points_pending_until_it_ends(programme: Programme) -> None:
+    from zanloop.loyalty import service
+
+    programme.rule(PER_YUAN)
+    paid = local(1, 12)
+    window_closes = paid.astimezone(UTC) + timedelta(days=7)
+    hold_ends = window_closes + timedelta(days=20)
+    programme.send(event("payment.succeeded", "ann", paid, amount_fen=12800, order_id="pos-1"))
+    programme.send(event("payment.succeeded", "bob", paid, amount_fen=5000, order_id="pos-2"))
+
+    with programme.db.session() as session:
+        held = service.hold_pending(session, programme.tenant.id, ["ann"], hold_ends)
+
+    assert held == 1
+    programme.run_jobs(window_closes)
+    assert (programme.balance("ann")["pending"], programme.balance("bob")["available"]) == (128, 50)
+    programme.run_jobs(hold_ends)
+    assert programme.balance("ann")["available"] == 128
+    assert programme.ledger()["user:ann:pending"] == 0

@@ -7,7 +7,7 @@ approval carries it out, through risk control:
 
 - ``hold`` puts the accounts on risk's ``review`` list: every reward, pin or like they earn
   from then on is decided REVIEW and waits, its effect held in the ledger, in risk's review
-  queue;
+  queue; and their loyalty points already pending stay pending until the hold ends;
 - ``block`` puts them on the block list: what they ask for is refused;
 - ``revoke`` reverses what they were granted inside the finding's window: campaign rewards,
   and member events with their points (clawed back as for a refund).
@@ -469,7 +469,18 @@ def _carry_out(
                 listed.append(entry.id)
             except DuplicateConflict:
                 already.append(user_id)
-        return {"list": list_name, "list_entries": listed, "already_listed": already}
+        result: dict[str, Any] = {
+            "list": list_name,
+            "list_entries": listed,
+            "already_listed": already,
+        }
+        if row.action == "hold" and row.expires_at is not None:
+            # Points already pending stay pending through the hold, so they cannot be spent
+            # before the analyst decides, and a revoke can still take them back.
+            result["pending_lots_held"] = loyalty.hold_pending(
+                session, tenant_id, row.user_ids, row.expires_at
+            )
+        return result
     since = finding.window_start or utcnow() - MAX_RANGE
     until = (finding.window_end or utcnow()) + timedelta(seconds=1)
     return {

@@ -5,12 +5,12 @@ file short; nothing here commits."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from zanloop.db import bulk_insert, is_postgres
@@ -303,3 +303,21 @@ def lot_totals(session: Session, tenant_id: str) -> dict[str, int]:
         "held": int(held or 0),
         "redeemed": int(redeemed or 0),
     }
+
+
+def delay_pending(
+    session: Session, tenant_id: str, user_ids: Sequence[str], until: datetime
+) -> int:
+    """Pending lots of these members become available no sooner than ``until``."""
+    done = session.execute(
+        update(LoyaltyLot)
+        .where(
+            LoyaltyLot.tenant_id == tenant_id,
+            LoyaltyLot.user_id.in_(list(user_ids)),
+            LoyaltyLot.status == LotStatus.PENDING.value,
+            LoyaltyLot.available_at < until,
+        )
+        .values(available_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]

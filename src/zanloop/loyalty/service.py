@@ -344,3 +344,9 @@ def revoke_events(
         reverse_event(session, tenant_id, event.event_id, reason)
         reversed_ids.append(event.event_id)
     return reversed_ids
+
+
+def hold_pending(session: Session, tenant_id: str, user_ids: Sequence[str], until: datetime) -> int:
+    """Keep the members' pending points pending until ``until`` (a fraud hold): they cannot be
+    spent meanwhile, and a revoke can still claw them back before they mature."""
+    return lots_repository.delay_pending(session, tenant_id, user_ids, as_utc(until))
