@@ -180,10 +180,13 @@ def _burst_group(graph: Interactions, burst: Burst, params: LockstepParams) -> G
             "targets": int(burst.targets.size),
             "interactions_in_burst": burst.edges,
             "burst_seconds": params.burst_seconds,
+            "burst_start": utc(burst.core_start).isoformat(),
+            "burst_end": utc(burst.core_end).isoformat(),
             "why": (
                 f"{burst.users.size} accounts acted on {burst.targets.size} targets together, "
-                f"{burst.edges} interactions within {(burst.end - burst.start) // 60 + 1} "
-                f"minutes ({block.lift:.0f}x what their activity explains)"
+                f"{burst.edges} interactions, most within "
+                f"{(burst.core_end - burst.core_start) // 60 + 1} minutes "
+                f"({block.lift:.0f}x what their activity explains)"
             ),
         }
     )
@@ -217,17 +220,34 @@ def _shared(sightings: Sightings, kind: Kind, params: ClusterParams) -> list[Gro
     users = np.asarray(sightings.user, dtype=object)[present].astype(str)
     values = np.asarray(raw, dtype=object)[present].astype(str)
     times = at[present]
-    if not by_device:
-        day = (times // 86_400).astype(str)
-        values = np.char.add(np.char.add(values, "@"), day)
+    if by_device:
+        return _clusters_of(kind, users, values, times, params)
+    # An address counts per day, on two grids of days offset by half a day, so a ring working
+    # across midnight is not cut in two; a ring both grids see is reported once.
+    groups: dict[frozenset[str], Group] = {}
+    for offset in (0, 43_200):
+        starts = (times + offset) // 86_400 * 86_400 - offset
+        day = np.datetime_as_string(starts.astype("datetime64[s]"), unit="h")
+        for group in _clusters_of(
+            kind, users, np.char.add(values, np.char.add(" from ", day)), times, params
+        ):
+            key = frozenset(m.id for m in group.users)
+            if key not in groups or group.score > groups[key].score:
+                groups[key] = group
+    return list(groups.values())
+
+
+def _clusters_of(
+    kind: Kind, users: Any, values: Any, times: IntArray, params: ClusterParams
+) -> list[Group]:
     user_names, user = np.unique(users, return_inverse=True)
     value_names, value = np.unique(values, return_inverse=True)
-    groups = []
-    for cluster in find_clusters(
-        user.astype(np.int64), value.astype(np.int64), user_names.size, value_names.size, params
-    ):
-        groups.append(_cluster_group(kind, cluster, user_names, value_names, user, value, times))
-    return groups
+    return [
+        _cluster_group(kind, cluster, user_names, value_names, user, value, times)
+        for cluster in find_clusters(
+            user.astype(np.int64), value.astype(np.int64), user_names.size, value_names.size, params
+        )
+    ]
 
 
 def _cluster_group(
@@ -241,7 +261,7 @@ def _cluster_group(
 ) -> Group:
     inside = np.isin(user, cluster.users) & np.isin(value, cluster.values)
     per_user = np.bincount(user[inside], minlength=user_names.size)[cluster.users]
-    label = "device" if kind is Kind.SHARED_DEVICE else "address (per day)"
+    label = "device" if kind is Kind.SHARED_DEVICE else "address-day"
     shared = [
         {"value": str(value_names[v]), "accounts": int(c)}
         for v, c in sorted(

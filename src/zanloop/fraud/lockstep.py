@@ -33,8 +33,12 @@ class Burst:
     block: Block
     users: IntArray
     targets: IntArray
+    # Every interaction of the group in its cells (what a revoke covers), and the shortest
+    # span holding 95% of them (the burst itself, without a stray camouflage like).
     start: int
     end: int
+    core_start: int
+    core_end: int
     # The group's interactions inside its cells.
     edges: int
 
@@ -72,8 +76,8 @@ def find_bursts(graph: Interactions, params: LockstepParams = LockstepParams()) 
         block_targets = np.unique(cell_target[block.cols])
         if block_targets.size < params.blocks.min_targets:
             continue
-        member_at = np.sort(at[in_block])
-        start, end = _core_window(member_at)
+        member_at = at[in_block]
+        core_start, core_end = _core_window(np.sort(member_at))
         # The same interaction sits in a cell of each grid: count it once.
         pairs = np.unique(np.stack((user[in_block], target[in_block], member_at)), axis=1)
         bursts.append(
@@ -81,8 +85,10 @@ def find_bursts(graph: Interactions, params: LockstepParams = LockstepParams()) 
                 block=block,
                 users=block.rows,
                 targets=block_targets,
-                start=start,
-                end=end,
+                start=int(member_at.min()),
+                end=int(member_at.max()),
+                core_start=core_start,
+                core_end=core_end,
                 edges=int(pairs.shape[1]),
             )
         )

@@ -395,6 +395,8 @@ def approve(
     if row.status == "APPROVED":
         return row
     finding = get_finding(session, tenant_id, row.finding_id)
+    if finding.status == "DISMISSED":
+        raise InvalidState(f"finding {finding.id} was dismissed since; reject the action")
     reason = f"fraud finding {finding.id} ({finding.kind})"
     result = _carry_out(session, row, finding, reason, actor)
     if not repository.resolve_action(session, row.id, "APPROVED", actor, note, result, utcnow()):

@@ -129,16 +129,14 @@ def _unix_seconds(column: pa.ChunkedArray, path: Path) -> np.ndarray:
         elif pa.types.is_timestamp(column.type):
             if column.type.tz is None:
                 raise Unprocessable(f"{path.name}: 'at' has no time zone", field="at")
-            values = pc.cast(pc.cast(column, pa.timestamp("s", "UTC")), pa.int64())
+            # Whole seconds: a fraction is dropped, not refused.
+            seconds = pc.cast(column, pa.timestamp("s", "UTC"), safe=False)
+            values = pc.cast(seconds, pa.int64())
         else:
             text = pc.cast(column, pa.string())
-            values = pc.cast(
-                pc.cast(
-                    pc.strptime(text, "%Y-%m-%dT%H:%M:%S%z", "s", error_is_null=False),
-                    pa.timestamp("s", "UTC"),
-                ),
-                pa.int64(),
-            )
+            # Arrow's ISO 8601 parser insists on an offset for a zoned timestamp.
+            zoned = pc.cast(text, pa.timestamp("us", "UTC"))
+            values = pc.cast(pc.cast(zoned, pa.timestamp("s", "UTC"), safe=False), pa.int64())
     except pa.ArrowInvalid as exc:
         raise Unprocessable(
             f"{path.name}: 'at' must be Unix seconds or ISO 8601 with an offset ({exc})",
