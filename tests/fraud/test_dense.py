@@ -307,16 +307,6 @@ def test_narrow_ring_without_camouflage_is_found(base: Synthetic) -> None:
     assert f1(users(best(groups, truth)), truth.users) >= 0.9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "refine spirals down on sparse camouflaged rings: 100 accounts x 40 targets at 0.15 "
-        "with 30 random camouflage interactions each (~700 edges, lift ~21, ~1450 nats) is "
-        "reported with 0-43 of its 100 accounts (6 graphs; 36 here); refine() "
-        "started from the exact ring shrinks it to 18x17 or nothing, since each round keeps "
-        "only nodes beating log(n)+6 nats against a side the previous round already thinned."
-    ),
-)
 def test_sparse_camouflaged_ring_is_reported(base: Synthetic) -> None:
     s = base.fork(1)
     truth = s.dense_block(100, 40, 0.15, "random", per_user=30)
@@ -327,16 +317,6 @@ def test_sparse_camouflaged_ring_is_reported(base: Synthetic) -> None:
     assert recall(users(group), truth.users) >= 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "small graphs: in 1.5k users x 600 targets x 10k interactions, a ring of 30 accounts x "
-        "20 targets at 0.4 with just 5 random camouflage interactions each (lift 11-14, "
-        "~400 nats) is never reported (0 of 6 graphs; without camouflage F1 0.85-0.93). The "
-        "peel's seed holds the ring, but refine() drops it: an account with 8 ring hits of 13 "
-        "scores ~11.7 nats against the bar log(n)+6 = 13.3."
-    ),
-)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_camouflaged_ring_in_a_small_graph_is_found(seed: int) -> None:
     s = honest(Shape(n_users=1_500, n_targets=600, n_edges=10_000), seed)

@@ -184,16 +184,6 @@ def test_cells_with_too_few_users_are_ignored() -> None:
     assert find_bursts(graph, LockstepParams(min_cell_users=2)) == []  # still under min_users
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "lockstep is blind on small graphs: 30 accounts x 6 targets, every pair within 10 "
-        "minutes, is not found in a 500 users x 200 targets x 3k interactions graph (0 of 3 "
-        "seeds; 12k interactions: 2 of 6 bursts found; 40k and up: all). Dropping cells with "
-        "< 3 users leaves the burst as most of the cell graph (360 of 410 edges), so the "
-        "degree model 'explains' it: lift ~1.1 against min_lift 8."
-    ),
-)
 def test_burst_is_found_in_a_small_graph() -> None:
     s = honest(Shape(n_users=500, n_targets=200, n_edges=3_000), seed=0).fork(50)
     truth = s.lockstep(30, 6, 1.0, popular=False, per_user=0, burst_seconds=600)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from zanloop.fraud.graph import FloatArray, IntArray
 
@@ -45,10 +46,10 @@ class BlockParams:
     max_blocks: int = 5
     min_users: int = 10
     min_targets: int = 3
-    min_density: float = 0.05
+    min_density: float = 0.02
     min_lift: float = 3.0
     # Extra nats above the Bonferroni bound a node's hits must reach to join a block.
-    surprise: float = 6.0
+    surprise: float = 2.0
     # A node needs at least this many hits into the block to join it.
     min_hits: int = 3
     weight_offset: float = 5.0
@@ -120,11 +121,19 @@ class Bipartite:
         return Bipartite(self.row[keep], self.col[keep], self.n_rows, self.n_cols)
 
 
-def find_blocks(graph: Bipartite, params: BlockParams = BlockParams()) -> list[Block]:
-    """The top-k blocks, best first; none on a graph the degree model explains."""
+def find_blocks(
+    graph: Bipartite,
+    params: BlockParams = BlockParams(),
+    row_activity: FloatArray | None = None,
+    total_edges: int | None = None,
+) -> list[Block]:
+    """The top-k blocks, best first; none on a graph the degree model explains.
+
+    ``row_activity`` and ``total_edges`` give the model the rows' whole activity when
+    ``graph`` is a part of a larger graph (lockstep keeps only its crowded cells)."""
     # The degree model is the original graph's: removing a block must not make its
     # neighbours look unexpectedly dense.
-    model = _Model(graph)
+    model = _Model(graph, row_activity, total_edges)
     found: list[Block] = []
     current = graph
     # Two more than asked for, so the k returned are the k strongest, not the first k peeled.
@@ -133,11 +142,10 @@ def find_blocks(graph: Bipartite, params: BlockParams = BlockParams()) -> list[B
         if current.n_edges == 0 or len(found) >= wanted:
             break
         seeds = peel(current, params)
-        block = None
-        for seed_rows, seed_cols in seeds:
-            block = refine(current, model, seed_rows, seed_cols, params)
-            if block is not None:
-                break
+        # Every seed is refined and the strongest block kept: a small dense seed can refine
+        # to a corner of a ring that a larger seed finds whole.
+        refined = [refine(current, model, rows, cols, params) for rows, cols in seeds]
+        block = max((b for b in refined if b is not None), key=lambda b: b.score, default=None)
         if block is not None:
             current = current.without_block(block.rows, block.cols)
             for part in split(block, graph, model, params) or [block]:
@@ -169,7 +177,9 @@ def split(
     if block.rows.size * block.cols.size > MAX_SPLIT_CELLS:
         return []  # a dense SVD of it would cost more than the whole scan
     sub = graph.matrix[block.rows][:, block.cols].toarray()
-    row_side, col_side = _bisect(sub)
+    row_side, col_side = _components(sub)
+    if row_side is None:
+        row_side, col_side = _bisect(sub)
     if row_side is None or col_side is None:
         return []
     halves = []
@@ -191,6 +201,20 @@ def split(
             return []
         parts.extend(split(judged, graph, model, params, depth - 1) or [judged])
     return parts
+
+
+def _components(
+    sub: FloatArray,
+) -> tuple[npt.NDArray[np.bool_] | None, npt.NDArray[np.bool_] | None]:
+    """The largest connected part against the rest, if the block is not connected (the
+    spectral cut cannot tell disconnected parts apart: each has singular value 1)."""
+    n_rows = sub.shape[0]
+    joined = sparse.bmat([[None, sparse.csr_matrix(sub)], [sparse.csr_matrix(sub.T), None]])
+    count, label = connected_components(joined, directed=False)
+    if count < 2:
+        return None, None
+    largest = np.bincount(label).argmax()
+    return label[:n_rows] == largest, label[n_rows:] == largest
 
 
 def _bisect(
@@ -229,10 +253,15 @@ def _merge_into(
 
 
 class _Model:
-    def __init__(self, graph: Bipartite) -> None:
-        self.row_degree = graph.row_degree
+    def __init__(
+        self,
+        graph: Bipartite,
+        row_activity: FloatArray | None = None,
+        total_edges: int | None = None,
+    ) -> None:
+        self.row_degree = graph.row_degree if row_activity is None else row_activity
         self.col_degree = graph.col_degree
-        self.edges = max(1, graph.n_edges)
+        self.edges = max(1, graph.n_edges if total_edges is None else total_edges)
         # Bonferroni over the nodes that could be tested: those with any interaction.
         self.row_bound = np.log(max(2, int(np.count_nonzero(graph.row_degree))))
         self.col_bound = np.log(max(2, int(np.count_nonzero(graph.col_degree))))

@@ -62,6 +62,10 @@ def find_bursts(graph: Interactions, params: LockstepParams = LockstepParams()) 
     at = np.concatenate(times)
     keys, cell = np.unique(cell_key, return_inverse=True)
     crowd = np.bincount(cell, minlength=keys.size)
+    # The degree model counts every cell: a burst must stand out against the users' whole
+    # activity, not only against the few crowded cells kept for the search.
+    activity = np.bincount(user, minlength=graph.n_users).astype(np.float64)
+    total = int(user.size)
     keep = crowd[cell] >= params.min_cell_users
     user, cell, target, at = user[keep], cell[keep], target[keep], at[keep]
     if user.size == 0:
@@ -71,7 +75,7 @@ def find_bursts(graph: Interactions, params: LockstepParams = LockstepParams()) 
     cell_target[cell] = target
     bipartite = Bipartite(user, cell.astype(np.int64), graph.n_users, kept_cells.size)
     bursts = []
-    for block in find_blocks(bipartite, params.blocks):
+    for block in find_blocks(bipartite, params.blocks, activity, total):
         in_block = np.isin(user, block.rows) & np.isin(cell, block.cols)
         block_targets = np.unique(cell_target[block.cols])
         if block_targets.size < params.blocks.min_targets:
