@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from zanloop.fraud import domain, schemas, service
 from zanloop.fraud.domain import Kind
-from zanloop.fraud.tables import FraudFinding
+from zanloop.fraud.tables import FraudAction, FraudFinding
 from zanloop.http.deps import ReadSession, require
 from zanloop.http.problems import PROBLEM_RESPONSES
 from zanloop.http.writes import Writer, writer
@@ -190,6 +191,21 @@ def get_action(action_id: PathId, session: ReadSession, principal: Analyst) -> s
     )
 
 
+def _resolve(
+    action_id: str,
+    write: Writer,
+    body: schemas.ActionResolve | None,
+    resolve: Callable[[Session, str, str, str, str], FraudAction],
+) -> Response:
+    def work(session: Session) -> schemas.Action:
+        row = resolve(
+            session, write.tenant_id, action_id, write.principal.key_id, body.note if body else ""
+        )
+        return schemas.Action.model_validate(row)
+
+    return write(work)
+
+
 @router.post(
     "/actions/{action_id}/approve",
     response_model=schemas.Action,
@@ -198,13 +214,7 @@ def get_action(action_id: PathId, session: ReadSession, principal: Analyst) -> s
 def approve(
     action_id: PathId, write: AnalystWriter, body: schemas.ActionResolve | None = None
 ) -> Response:
-    def work(session: Session) -> schemas.Action:
-        row = service.approve(
-            session, write.tenant_id, action_id, write.principal.key_id, body.note if body else ""
-        )
-        return schemas.Action.model_validate(row)
-
-    return write(work)
+    return _resolve(action_id, write, body, service.approve)
 
 
 @router.post(
@@ -215,10 +225,4 @@ def approve(
 def reject(
     action_id: PathId, write: AnalystWriter, body: schemas.ActionResolve | None = None
 ) -> Response:
-    def work(session: Session) -> schemas.Action:
-        row = service.reject(
-            session, write.tenant_id, action_id, write.principal.key_id, body.note if body else ""
-        )
-        return schemas.Action.model_validate(row)
-
-    return write(work)
+    return _resolve(action_id, write, body, service.reject)

@@ -399,13 +399,8 @@ def approve(
         raise InvalidState(f"finding {finding.id} was dismissed since; reject the action")
     reason = f"fraud finding {finding.id} ({finding.kind})"
     result = _carry_out(session, row, finding, reason, actor)
-    if not repository.resolve_action(session, row.id, "APPROVED", actor, note, result, utcnow()):
-        raise InvalidState(f"action {action_id} was resolved concurrently")
     finding.status = "ACTIONED"
-    session.flush()
-    session.refresh(row)
-    _announce(session, row, "approved", actor, {"note": note, **_counts(result)})
-    return row
+    return _resolve(session, row, "APPROVED", actor, note, result)
 
 
 def reject(
@@ -414,10 +409,22 @@ def reject(
     row = _pending(session, tenant_id, action_id, "REJECTED")
     if row.status == "REJECTED":
         return row
-    if not repository.resolve_action(session, row.id, "REJECTED", actor, note, {}, utcnow()):
-        raise InvalidState(f"action {action_id} was resolved concurrently")
+    return _resolve(session, row, "REJECTED", actor, note, {})
+
+
+def _resolve(
+    session: Session,
+    row: FraudAction,
+    status: str,
+    actor: str,
+    note: str,
+    result: dict[str, Any],
+) -> FraudAction:
+    if not repository.resolve_action(session, row.id, status, actor, note, result, utcnow()):
+        raise InvalidState(f"action {row.id} was resolved concurrently")
+    session.flush()
     session.refresh(row)
-    _announce(session, row, "rejected", actor, {"note": note})
+    _announce(session, row, status.lower(), actor, {"note": note, **_counts(result)})
     return row
 
 
