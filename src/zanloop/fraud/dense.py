@@ -4,7 +4,7 @@ The attack this finds: a ring of accounts that all act on the same set of target
 often than their own activity and the targets' popularity explain, while each account also acts
 on honest targets to look ordinary (camouflage) or is an honest account taken over.
 
-Three steps, each vectorised with numpy / scipy.sparse:
+Four steps, each vectorised with numpy / scipy.sparse:
 
 1. **Peel** (after FRAUDAR, Hooi et al., KDD 2016): repeatedly remove the nodes with the
    least weighted degree and keep the densest remainder. An edge weighs
@@ -17,13 +17,16 @@ Three steps, each vectorised with numpy / scipy.sparse:
    and every target against the seed's users, under the degree model (a user of degree ``d``
    hits a target set holding ``D`` of the graph's ``E`` edge ends ``d * D / E`` times on
    average). A node joins when its hits are far above that: the Poisson log-likelihood ratio
-   beats ``log(n) + surprise``, a Bonferroni bound over all nodes tested. Alternating until
-   nothing changes recovers members the peel dropped and drops honest nodes it kept.
+   beats ``log(n) + surprise``, a Bonferroni bound over all nodes tested (a member stays while
+   it beats half of it). Alternating until nothing changes recovers members the peel dropped
+   and drops honest nodes it kept.
 3. **Judge**: a block is reported only if it is large enough, dense enough and far denser than
    the degree model expects (its lift). An honest graph has dense cores too (busy users on
    popular targets), but they are exactly as dense as the degrees predict.
+4. **Split**: two rings that passed together are cut apart (``split``).
 
-The search repeats on the graph less the edges of each block found, giving the top-k blocks.
+The search repeats on the graph less the edges of each block found, keeps the strongest blocks
+and folds a ring that came off in pieces back into one.
 """
 
 from __future__ import annotations
