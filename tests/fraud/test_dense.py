@@ -290,16 +290,6 @@ def test_a_lone_biclique_without_background_is_found() -> None:
 # -- weaknesses found by these tests (see the reasons) --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "peel misses narrow rings: 100 fresh accounts x 8 targets at density 0.8, no "
-        "camouflage (lift ~300), is in no peel seed and is never reported (0 of 6 graphs); "
-        "its own edges make its targets busy so each edge weighs little under "
-        "1/sqrt((du+c)(dt+c)) and the ring's average weighted degree (0.18) is below the "
-        "whole graph's (0.23). refine() from the true ring recovers it completely."
-    ),
-)
 def test_narrow_ring_without_camouflage_is_found(base: Synthetic) -> None:
     s = base.fork(1)
     truth = s.dense_block(100, 8, 0.8, "none")

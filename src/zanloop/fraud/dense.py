@@ -13,6 +13,7 @@ Four steps, each vectorised with numpy / scipy.sparse:
    account cannot lift an honest node into the block. (FRAUDAR's ``1 / log(deg(target) + 5)``
    lets hundreds of heavy honest users in once the block's density falls to 0.15.) Nodes go in
    rounds of the lowest ``peel_fraction`` rather than one at a time, which keeps the peel in numpy.
+   A second peel lets each account's edges share one unit (``by_activity``), for narrow rings.
 2. **Refine**: the remainder is only a seed. Every user is tested against the seed's targets,
    and every target against the seed's users, under the degree model (a user of degree ``d``
    hits a target set holding ``D`` of the graph's ``E`` edge ends ``d * D / E`` times on
@@ -144,7 +145,7 @@ def find_blocks(
     for _ in range(wanted + 2):
         if current.n_edges == 0 or len(found) >= wanted:
             break
-        seeds = peel(current, params)
+        seeds = [*peel(current, params), *peel(current, params, by_activity=True)]
         # Every seed is refined and the strongest block kept: a small dense seed can refine
         # to a corner of a ring that a larger seed finds whole.
         refined = [refine(current, model, rows, cols, params) for rows, cols in seeds]
@@ -270,11 +271,20 @@ class _Model:
         self.col_bound = np.log(max(2, int(np.count_nonzero(graph.col_degree))))
 
 
-def peel(graph: Bipartite, params: BlockParams) -> list[tuple[IntArray, IntArray]]:
+def peel(
+    graph: Bipartite, params: BlockParams, by_activity: bool = False
+) -> list[tuple[IntArray, IntArray]]:
     """Seeds: the remainders with the best average weighted degree and the best lift."""
     n_rows, n_cols = graph.n_rows, graph.n_cols
     c = params.weight_offset
-    weight = 1.0 / np.sqrt((graph.row_degree[graph.row] + c) * (graph.col_degree[graph.col] + c))
+    if by_activity:
+        # Each account's edges share one unit: a narrow ring (many accounts on a few targets,
+        # which its own likes make popular) weighs by its accounts, not its targets' fame.
+        weight = 1.0 / (graph.row_degree[graph.row] + c)
+    else:
+        weight = 1.0 / np.sqrt(
+            (graph.row_degree[graph.row] + c) * (graph.col_degree[graph.col] + c)
+        )
     priority = np.concatenate(
         (
             np.bincount(graph.row, weights=weight, minlength=n_rows),
