@@ -41,6 +41,8 @@ from scipy.sparse.csgraph import connected_components
 
 from zanloop.fraud.graph import FloatArray, IntArray
 
+# Peel rounds remove 5% of the nodes until this many are left, then ``peel_fraction``.
+FINE_PEEL_NODES = 20_000
 # The largest block (accounts x targets) that ``split`` examines.
 MAX_SPLIT_CELLS = 2_000_000
 
@@ -306,30 +308,31 @@ def peel(
     round_no = 0
     while alive_nodes.size:
         history.append((total_weight, edges, rows_alive, cols_alive, row_ends, col_ends))
-        k = max(1, int(alive_nodes.size * params.peel_fraction))
-        if k >= alive_nodes.size:
-            gone = alive_nodes
+        # Coarse rounds while the graph is large, fine ones where blocks take shape.
+        fraction = params.peel_fraction if alive_nodes.size <= FINE_PEEL_NODES else 0.05
+        k = max(1, int(alive_nodes.size * fraction))
+        keep = np.ones(alive_nodes.size, dtype=bool)
+        if k < alive_nodes.size:
+            keep[np.argpartition(priority[alive_nodes], k - 1)[:k]] = False
         else:
-            part = np.argpartition(priority[alive_nodes], k - 1)[:k]
-            gone = alive_nodes[part]
+            keep[:] = False
+        gone = alive_nodes[~keep]
+        alive_nodes = alive_nodes[keep]
         removed_round[gone] = round_no
         round_no += 1
-        keep = np.ones(alive_nodes.size, dtype=bool)
-        keep[np.searchsorted(alive_nodes, np.sort(gone))] = False
-        alive_nodes = alive_nodes[keep]
         gone_rows = gone[gone < n_rows]
         gone_cols = gone[gone >= n_rows] - n_rows
-        ids = np.concatenate(
-            (
-                _slices(graph.row_ptr, gone_rows),
-                graph.by_col[_slices(graph.col_ptr, gone_cols)],
-            )
-        )
-        ids = np.unique(ids[alive_edge[ids]])
-        alive_edge[ids] = False
+        # An edge between two removed nodes is found from both ends: take it once.
+        by_row = _slices(graph.row_ptr, gone_rows)
+        by_row = by_row[alive_edge[by_row]]
+        alive_edge[by_row] = False
+        by_col = graph.by_col[_slices(graph.col_ptr, gone_cols)]
+        by_col = by_col[alive_edge[by_col]]
+        alive_edge[by_col] = False
+        ids = np.concatenate((by_row, by_col))
         w = weight[ids]
-        priority[:n_rows] -= np.bincount(graph.row[ids], weights=w, minlength=n_rows)
-        priority[n_rows:] -= np.bincount(graph.col[ids], weights=w, minlength=n_cols)
+        np.subtract.at(priority, graph.row[ids], w)
+        np.subtract.at(priority, graph.col[ids] + n_rows, w)
         total_weight -= float(w.sum())
         edges -= int(ids.size)
         rows_alive -= int(gone_rows.size)

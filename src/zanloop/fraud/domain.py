@@ -179,6 +179,7 @@ def _burst_group(graph: Interactions, burst: Burst, params: LockstepParams) -> G
             "cells": int(block.cols.size),
             "targets": int(burst.targets.size),
             "interactions_in_burst": burst.edges,
+            "share_of_cells": round(burst.share, 3),
             "burst_seconds": params.burst_seconds,
             "burst_start": utc(burst.core_start).isoformat(),
             "burst_end": utc(burst.core_end).isoformat(),
