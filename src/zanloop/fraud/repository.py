@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from zanloop.db import bulk_insert
+from zanloop.db import bulk_insert, insert_unless_exists
 from zanloop.fraud.tables import FraudAction, FraudFinding, FraudFindingMember, FraudScan
 
 
-def add(session: Session, row: FraudScan | FraudFinding | FraudAction) -> None:
+def add(session: Session, row: FraudScan | FraudAction) -> None:
     session.add(row)
     session.flush()
 
@@ -46,13 +46,9 @@ def get_finding(
     return session.scalars(stmt).first()
 
 
-def finding_with_fingerprint(
-    session: Session, tenant_id: str, fingerprint: str
-) -> FraudFinding | None:
-    stmt = select(FraudFinding).where(
-        FraudFinding.tenant_id == tenant_id, FraudFinding.fingerprint == fingerprint
-    )
-    return session.scalars(stmt.limit(1)).first()
+def add_finding(session: Session, row: dict[str, Any]) -> bool:
+    """Insert a finding unless the tenant already has one with its fingerprint."""
+    return insert_unless_exists(session, FraudFinding, row, ["tenant_id", "fingerprint"])
 
 
 def list_findings(

@@ -181,26 +181,28 @@ def store_findings(session: Session, scan: FraudScan, groups: Sequence[Group]) -
     stored = repeated = 0
     made: dict[int, FraudFinding] = {}
     for index, group in enumerate(groups):
-        print_ = fingerprint(group)
-        if repository.finding_with_fingerprint(session, scan.tenant_id, print_) is not None:
+        finding_id = new_id("ffd")
+        row = {
+            "id": finding_id,
+            "tenant_id": scan.tenant_id,
+            "scan_id": scan.id,
+            "kind": group.kind.value,
+            "fingerprint": fingerprint(group),
+            "score": group.score,
+            "users": len(group.users),
+            "targets": len(group.targets),
+            "window_start": group.start,
+            "window_end": group.end,
+            "evidence": group.evidence,
+            "status": "OPEN",
+            "created_at": utcnow(),
+        }
+        # The unique fingerprint decides, so two scans at once still report a group once.
+        if not repository.add_finding(session, row):
             repeated += 1
             continue
-        finding = FraudFinding(
-            id=new_id("ffd"),
-            tenant_id=scan.tenant_id,
-            scan_id=scan.id,
-            kind=group.kind.value,
-            fingerprint=print_,
-            score=group.score,
-            users=len(group.users),
-            targets=len(group.targets),
-            window_start=group.start,
-            window_end=group.end,
-            evidence=group.evidence,
-            status="OPEN",
-            created_at=utcnow(),
-        )
-        repository.add(session, finding)
+        finding = repository.get_finding(session, scan.tenant_id, finding_id)
+        assert finding is not None
         made[index] = finding
         repository.add_members(
             session,

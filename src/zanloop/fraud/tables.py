@@ -40,7 +40,7 @@ class FraudFinding(Base):
     __table_args__ = (
         Index("ix_fraud_findings_tenant", "tenant_id", "id"),
         Index("ix_fraud_findings_scan", "scan_id", "score"),
-        Index("ix_fraud_findings_fingerprint", "tenant_id", "fingerprint"),
+        Index("ix_fraud_findings_fingerprint", "tenant_id", "fingerprint", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

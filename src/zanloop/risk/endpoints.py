@@ -246,7 +246,7 @@ def reset_policy(write: ConfigWriter) -> Response:
 # Lists ---------------------------------------------------------------------------------------
 
 
-@router.get("/lists", response_model=Page[schemas.ListEntry], summary="Block and allow lists")
+@router.get("/lists", response_model=Page[schemas.ListEntry], summary="Block, allow and review lists")
 def list_entries(
     session: ReadSession,
     principal: Analyst,

@@ -65,7 +65,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("fraud_findings", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_fraud_findings_fingerprint", ["tenant_id", "fingerprint"], unique=False
+            "ix_fraud_findings_fingerprint", ["tenant_id", "fingerprint"], unique=True
         )
         batch_op.create_index("ix_fraud_findings_scan", ["scan_id", "score"], unique=False)
         batch_op.create_index("ix_fraud_findings_tenant", ["tenant_id", "id"], unique=False)
