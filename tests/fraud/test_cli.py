@@ -181,3 +181,36 @@ def test_a_file_scanned_for_a_tenant_is_stored_under_it(
     action = shop.propose(finding["id"], "block", user_ids=[ring_world.ring_users[0]])
     shop.resolve(action["id"], "approve")
     assert shop.decide(ring_world.ring_users[0])["verdict"] == "BLOCK"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_sample_file_scans_back_to_its_rings(
+    runner: CliRunner, tmp_path: Path, suffix: str
+) -> None:
+    sample = tmp_path / f"sample{suffix}"
+    output = tmp_path / "groups.json"
+    size = ["--users", "5000", "--targets", "2000", "--interactions", "40000"]
+
+    written = runner.invoke(app, ["fraud", "sample", str(sample), *size])
+    scanned = runner.invoke(app, ["fraud", "scan", "--file", str(sample), "--output", str(output)])
+
+    assert written.exit_code == 0, written.output
+    assert scanned.exit_code == 0, scanned.output
+    groups = json.loads(output.read_text())
+    by_kind: dict[str, set[str]] = {}
+    for group in groups:
+        by_kind.setdefault(group["kind"], set()).update(group["members"])
+    ring = {f"u{i}" for i in range(5000, 5100)}
+    burst = {f"u{i}" for i in range(5100, 5150)}
+    assert by_kind["dense_block"] >= ring
+    assert by_kind["lockstep"] == burst
+    assert by_kind["shared_device"] == burst
+    # No honest account is named by any group.
+    assert set().union(*by_kind.values()) <= ring | burst
+
+
+def test_a_sample_needs_a_csv_or_parquet_name(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["fraud", "sample", str(tmp_path / "sample.json")])
+
+    assert result.exit_code == 2
+    assert "csv or .parquet" in result.output
