@@ -22,8 +22,8 @@ from zanloop.fraud.dense import Bipartite, Block, BlockParams, find_blocks
 from zanloop.fraud.graph import IntArray, Interactions
 from zanloop.fraud.lockstep import Burst, LockstepParams, find_bursts
 
-# Members listed in a finding's evidence; all of them are stored as its members.
-EVIDENCE_MEMBERS = 20
+# Shared devices or addresses listed in a cluster's evidence (its accounts are all stored).
+EVIDENCE_VALUES = 20
 
 
 class Kind(StrEnum):
@@ -84,11 +84,7 @@ def describe(params: ScanParams) -> dict[str, Any]:
     return {
         "kinds": sorted(k.value for k in params.kinds),
         "blocks": asdict(params.blocks),
-        "lockstep": {
-            "burst_seconds": params.lockstep.burst_seconds,
-            "min_cell_users": params.lockstep.min_cell_users,
-            "blocks": asdict(params.lockstep.blocks),
-        },
+        "lockstep": asdict(params.lockstep),
         "devices": asdict(params.devices),
         "ips": asdict(params.ips),
     }
@@ -278,7 +274,7 @@ def _cluster_group(
         utc(int(times[inside].max())),
         {
             "users": int(cluster.users.size),
-            "shared": shared[:EVIDENCE_MEMBERS],
+            "shared": shared[:EVIDENCE_VALUES],
             "shared_values": int(cluster.values.size),
             "why": f"{cluster.users.size} accounts share {cluster.values.size} {label} value(s)",
         },
@@ -298,18 +294,3 @@ def related(groups: Sequence[Group]) -> list[list[tuple[int, int]]]:
                 links[i].append((j, shared))
                 links[j].append((i, shared))
     return links
-
-
-@dataclass
-class Tally:
-    """How a scan went, for its record and the CLI's summary."""
-
-    interactions: int = 0
-    users: int = 0
-    targets: int = 0
-    sightings: int = 0
-    groups: dict[str, int] = field(default_factory=dict)
-
-    def count(self, groups: Sequence[Group]) -> None:
-        for g in groups:
-            self.groups[g.kind.value] = self.groups.get(g.kind.value, 0) + 1

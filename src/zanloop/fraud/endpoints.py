@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -27,14 +28,16 @@ PathId = Annotated[str, Path(pattern=NO_NUL, max_length=200)]
 
 def _params(body: schemas.ScanCreate) -> domain.ScanParams:
     base = domain.ScanParams()
-    blocks = base.blocks.__class__(max_blocks=body.max_blocks, min_users=body.min_users)
-    lockstep = base.lockstep.__class__(
-        burst_seconds=body.burst_seconds,
-        blocks=base.lockstep.blocks.__class__(
-            max_blocks=body.max_blocks, min_users=body.min_users, min_density=0.1
+    sizes = {"max_blocks": body.max_blocks, "min_users": body.min_users}
+    return domain.ScanParams(
+        kinds=frozenset(body.kinds),
+        blocks=replace(base.blocks, **sizes),
+        lockstep=replace(
+            base.lockstep,
+            burst_seconds=body.burst_seconds,
+            blocks=replace(base.lockstep.blocks, **sizes),
         ),
     )
-    return domain.ScanParams(kinds=frozenset(body.kinds), blocks=blocks, lockstep=lockstep)
 
 
 def _detail(session: Session, finding: FraudFinding) -> schemas.FindingDetail:
