@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import at_once, is_postgres
 from tests.fraud.conftest import SINCE, UNTIL, Shop
-from zanloop.fraud import service
+from zanloop.fraud import actions, service
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="real concurrency: PostgreSQL")
 
@@ -32,12 +32,12 @@ def test_an_action_approved_twice_at_once_is_carried_out_once(ringed: Shop) -> N
     ringed.scan()
     finding_id = ringed.findings()[0]["id"]
     with ringed.db.session() as session:
-        action = service.propose(session, ringed.tenant.id, finding_id, "block", "analyst")
+        action = actions.propose(session, ringed.tenant.id, finding_id, "block", "analyst")
         action_id = action.id
 
     def approve(_: int) -> list[str]:
         with ringed.db.session() as session:
-            done = service.approve(session, ringed.tenant.id, action_id, "analyst")
+            done = actions.approve(session, ringed.tenant.id, action_id, "analyst")
             return list(done.result["list_entries"])
 
     entries = at_once(4, approve)

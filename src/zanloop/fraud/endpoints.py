@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
-from zanloop.fraud import domain, schemas, service
+from zanloop.fraud import actions, domain, schemas, service
 from zanloop.fraud.domain import Kind
 from zanloop.fraud.tables import FraudAction, FraudFinding
 from zanloop.http.deps import ReadSession, require
@@ -151,7 +151,7 @@ def dismiss(
 )
 def propose(finding_id: PathId, body: schemas.ActionCreate, write: AnalystWriter) -> Response:
     def work(session: Session) -> schemas.Action:
-        row = service.propose(
+        row = actions.propose(
             session,
             write.tenant_id,
             finding_id,
@@ -175,7 +175,7 @@ def list_actions(
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[schemas.Action]:
-    rows = service.list_actions(
+    rows = actions.list_actions(
         session,
         principal.tenant_id,
         None if status == "ALL" else status,
@@ -190,7 +190,7 @@ def list_actions(
 @router.get("/actions/{action_id}", response_model=schemas.Action, summary="An action")
 def get_action(action_id: PathId, session: ReadSession, principal: Analyst) -> schemas.Action:
     return schemas.Action.model_validate(
-        service.get_action(session, principal.tenant_id, action_id)
+        actions.get_action(session, principal.tenant_id, action_id)
     )
 
 
@@ -217,7 +217,7 @@ def _resolve(
 def approve(
     action_id: PathId, write: AnalystWriter, body: schemas.ActionResolve | None = None
 ) -> Response:
-    return _resolve(action_id, write, body, service.approve)
+    return _resolve(action_id, write, body, actions.approve)
 
 
 @router.post(
@@ -228,4 +228,4 @@ def approve(
 def reject(
     action_id: PathId, write: AnalystWriter, body: schemas.ActionResolve | None = None
 ) -> Response:
-    return _resolve(action_id, write, body, service.reject)
+    return _resolve(action_id, write, body, actions.reject)
