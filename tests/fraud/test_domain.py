@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fraud.synthetic import DAY, T0, Shape, Truth, f1, honest
-from zanloop.fraud.domain import Group, Kind, ScanParams, Sightings, Tally, detect
+from zanloop.fraud.domain import Group, Kind, ScanParams, Sightings, detect
 from zanloop.fraud.graph import Interactions
 
 GRAPH_KINDS = {Kind.DENSE_BLOCK, Kind.LOCKSTEP}
@@ -140,13 +140,6 @@ def test_only_enabled_kinds_run(
     groups = detect(graph, sightings, ScanParams(kinds=frozenset({Kind.LOCKSTEP})), steps.append)
     assert groups == [g for g in attacked_groups if g.kind is Kind.LOCKSTEP]
     assert steps == ["lockstep bursts"]
-
-
-def test_tally_counts_groups_by_kind(attacked_groups: list[Group]) -> None:
-    tally = Tally()
-    tally.count(attacked_groups)
-    tally.count(attacked_groups[:1])
-    assert tally.groups == {"dense_block": 2, "lockstep": 1, "shared_device": 1}
 
 
 # -- invariants -----------------------------------------------------------------------------
