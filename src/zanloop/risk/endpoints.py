@@ -246,7 +246,9 @@ def reset_policy(write: ConfigWriter) -> Response:
 # Lists ---------------------------------------------------------------------------------------
 
 
-@router.get("/lists", response_model=Page[schemas.ListEntry], summary="Block, allow and review lists")
+@router.get(
+    "/lists", response_model=Page[schemas.ListEntry], summary="Block, allow and review lists"
+)
 def list_entries(
     session: ReadSession,
     principal: Analyst,
