@@ -177,7 +177,8 @@ def _state(p: Programme) -> dict[str, Any]:
                 )
             )
         balance = p.balance(user)
-        state[user] = (sorted(lots), balance, [t["completed"] for t in p.tasks(user)])
+        tasks = sorted((t["name"], t["completed"]) for t in p.tasks(user))
+        state[user] = (sorted(lots), balance, tasks)
     return state
 
 

@@ -128,7 +128,8 @@ def list_tasks(session: Session, tenant_id: str, status: str | None = None) -> l
     stmt = select(LoyaltyTask).where(LoyaltyTask.tenant_id == tenant_id)
     if status is not None:
         stmt = stmt.where(LoyaltyTask.status == status)
-    return list(session.scalars(stmt.order_by(LoyaltyTask.id)))
+    # Creation order: ids made in the same millisecond would otherwise come in random order.
+    return list(session.scalars(stmt.order_by(LoyaltyTask.created_at, LoyaltyTask.id)))
 
 
 # Members -------------------------------------------------------------------------------------
